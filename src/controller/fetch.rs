@@ -1,0 +1,175 @@
+//! Fetches what a ShopifyShop references — its token Secret and Ingress —
+//! and turns "not there" into typed outcomes the status can report. Reads
+//! from the apiserver; writes nothing.
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::{Api, Client};
+
+use super::host::{self, HostError};
+use crate::crd::ShopifyShop;
+use crate::shopify::AccessToken;
+
+/// Key of the access token in the token Secret.
+pub const ACCESS_TOKEN_KEY: &str = "access-token";
+
+/// Why the token could not be read. Each variant is a condition reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// The Secret does not exist.
+    SecretNotFound(String),
+    /// The Secret has no `access-token`, or it is empty.
+    SecretKeyMissing(String),
+    /// The value is not a usable token (not UTF-8, has spaces, too long).
+    SecretKeyInvalid(String),
+}
+
+impl TokenError {
+    /// CamelCase condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenError::SecretNotFound(_) => "SecretNotFound",
+            TokenError::SecretKeyMissing(_) => "SecretKeyMissing",
+            TokenError::SecretKeyInvalid(_) => "SecretKeyInvalid",
+        }
+    }
+
+    /// Message for people; names the Secret and key, never the value.
+    pub fn message(&self) -> String {
+        match self {
+            TokenError::SecretNotFound(s) => format!("Secret {s} not found"),
+            TokenError::SecretKeyMissing(s) => format!("Secret {s} has no non-empty key {ACCESS_TOKEN_KEY}"),
+            TokenError::SecretKeyInvalid(s) => {
+                format!("Secret {s} key {ACCESS_TOKEN_KEY} is not a valid token (must be printable ASCII)")
+            }
+        }
+    }
+}
+
+/// Reads the shop's access token. Trailing whitespace (a newline from
+/// `echo`) is trimmed; anything else odd is refused rather than sent.
+pub async fn token(
+    client: &Client,
+    shop: &ShopifyShop,
+) -> Result<Result<AccessToken, TokenError>, kube::Error> {
+    let ns = shop.metadata.namespace.as_deref().unwrap_or("default");
+    let name = &shop.spec.token.secret_ref.name;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let Some(secret) = secrets.get_opt(name).await? else {
+        return Ok(Err(TokenError::SecretNotFound(name.clone())));
+    };
+    Ok(token_from_secret(&secret, name))
+}
+
+/// The pure part of [`token`].
+pub fn token_from_secret(secret: &Secret, name: &str) -> Result<AccessToken, TokenError> {
+    let raw = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(ACCESS_TOKEN_KEY))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(ACCESS_TOKEN_KEY))
+                .map(|s| s.clone().into_bytes())
+        });
+    let Some(raw) = raw else {
+        return Err(TokenError::SecretKeyMissing(name.to_string()));
+    };
+    let Ok(text) = String::from_utf8(raw) else {
+        return Err(TokenError::SecretKeyInvalid(name.to_string()));
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(TokenError::SecretKeyMissing(name.to_string()));
+    }
+    if text.len() > 4096 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(TokenError::SecretKeyInvalid(name.to_string()));
+    }
+    Ok(AccessToken::new(text.to_string()))
+}
+
+/// Resolves the webhook host. `Ok(None)` when the shop has no webhooks.
+pub async fn webhook_host(
+    client: &Client,
+    shop: &ShopifyShop,
+) -> Result<Option<Result<String, HostError>>, kube::Error> {
+    let Some(webhooks) = &shop.spec.webhooks else {
+        return Ok(None);
+    };
+    let endpoint = &webhooks.endpoint;
+    let host = match (&endpoint.host, &endpoint.ingress_ref) {
+        (Some(h), _) => Ok(h.clone()),
+        (None, Some(r)) => {
+            let ns = shop.metadata.namespace.as_deref().unwrap_or("default");
+            let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+            match ingresses.get_opt(&r.name).await? {
+                None => Err(HostError::IngressNotFound(r.name.clone())),
+                Some(i) => {
+                    host::ingress_host(&i).ok_or_else(|| HostError::IngressHostMissing(r.name.clone()))
+                }
+            }
+        }
+        // The schema forbids it; report rather than guess.
+        (None, None) => Err(HostError::IngressHostMissing(String::new())),
+    };
+    Ok(Some(host.and_then(|h| host::validate_host(&h).map(|()| h))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    fn secret(value: Option<&[u8]>) -> Secret {
+        Secret {
+            data: value.map(|v| BTreeMap::from([(ACCESS_TOKEN_KEY.to_string(), ByteString(v.to_vec()))])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn token_outcomes() {
+        assert_eq!(
+            token_from_secret(&secret(Some(b"shpat_abc\n")), "s")
+                .unwrap()
+                .expose(),
+            "shpat_abc"
+        );
+        assert_eq!(
+            token_from_secret(&secret(None), "s").unwrap_err().reason(),
+            "SecretKeyMissing"
+        );
+        assert_eq!(
+            token_from_secret(&secret(Some(b"  ")), "s").unwrap_err().reason(),
+            "SecretKeyMissing"
+        );
+        assert_eq!(
+            token_from_secret(&secret(Some(&[0xff, 0xfe])), "s")
+                .unwrap_err()
+                .reason(),
+            "SecretKeyInvalid"
+        );
+        assert_eq!(
+            token_from_secret(&secret(Some(b"a b")), "s")
+                .unwrap_err()
+                .reason(),
+            "SecretKeyInvalid"
+        );
+        let huge = vec![b'a'; 1 << 20];
+        assert_eq!(
+            token_from_secret(&secret(Some(&huge)), "s").unwrap_err().reason(),
+            "SecretKeyInvalid"
+        );
+    }
+
+    #[test]
+    fn messages_never_carry_the_value() {
+        let e = token_from_secret(&secret(Some(b"shpat secret")), "tok").unwrap_err();
+        assert!(!e.message().contains("secret") || e.message().contains("Secret tok"));
+        assert!(!format!("{e:?}").contains("shpat"));
+    }
+}

@@ -1,0 +1,614 @@
+//! The ShopifyShop controller: wiring (watches, concurrency), the reconcile
+//! pipeline, `error_policy`, the finalizer and status writes.
+//!
+//! Reconcile reads like this: fetch what the shop references (token Secret,
+//! Ingress) → the webhooks duty (token check, list, plan, apply) → build the
+//! status (pure) → write it only if it changed. Talks to the apiserver and to
+//! Shopify.
+
+pub mod clock;
+pub mod conditions;
+pub mod fetch;
+pub mod host;
+pub mod plan;
+pub mod scopes;
+pub mod sync;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::crd::{DeletionPolicy, ShopifyShop, ShopifyShopStatus};
+use crate::shopify::{AccessToken, ShopifyClient, TokenInfo};
+use conditions::{Cond, READY, Status, TOKEN_VALID, WEBHOOKS_SYNCED};
+
+/// The field manager of every write this operator makes.
+pub const FIELD_MANAGER: &str = "shopify-operator";
+/// Added when `deletionPolicy: Delete`, so subscriptions can be removed
+/// before the resource goes.
+pub const FINALIZER: &str = "shopify-operator.dev/cleanup";
+
+/// Errors that make a reconcile fail and back off.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The apiserver refused or failed a request.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The resource has no namespace (the CRD is namespaced; never expected).
+    #[error("ShopifyShop without a namespace")]
+    NoNamespace,
+}
+
+/// Tunables of the controller.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often every shop is re-listed for drift.
+    pub resync_interval: Duration,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Watch only this namespace.
+    pub namespace: Option<String>,
+    /// Consecutive failed Jobs of a sync that make `SyncHealthy` False.
+    pub sync_failure_threshold: u32,
+}
+
+impl Settings {
+    /// Defaults for tests and the demo.
+    pub fn with_resync(resync_interval: Duration) -> Self {
+        Settings { resync_interval, concurrency: 16, namespace: None, sync_failure_threshold: 3 }
+    }
+}
+
+/// Counters the metrics endpoint exposes.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Reconciles that finished.
+    pub reconciles: AtomicU64,
+    /// Reconciles that failed and backed off.
+    pub reconcile_errors: AtomicU64,
+    /// Subscriptions repaired after external drift.
+    pub drift_repairs: AtomicU64,
+    /// Status writes.
+    pub status_writes: AtomicU64,
+}
+
+/// Token checks already done, by shop uid and a fingerprint of the token, so
+/// a resync of an unchanged shop costs one list request and nothing more.
+/// In memory only: the fingerprint never leaves the process.
+#[derive(Default)]
+pub struct TokenChecks(Mutex<HashMap<String, ([u8; 32], TokenInfo)>>);
+
+impl TokenChecks {
+    fn fingerprint(token: &AccessToken) -> [u8; 32] {
+        Sha256::digest(token.expose().as_bytes()).into()
+    }
+
+    /// The cached check for this shop if it was made with this token.
+    pub fn get(&self, uid: &str, token: &AccessToken) -> Option<TokenInfo> {
+        let map = self.0.lock().expect("token cache");
+        map.get(uid)
+            .filter(|(f, _)| *f == Self::fingerprint(token))
+            .map(|(_, i)| i.clone())
+    }
+
+    /// Remembers a successful check.
+    pub fn put(&self, uid: &str, token: &AccessToken, info: TokenInfo) {
+        self.0
+            .lock()
+            .expect("token cache")
+            .insert(uid.to_string(), (Self::fingerprint(token), info));
+    }
+
+    /// Forgets the shop's check (401, a token for another shop).
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().expect("token cache").remove(uid);
+    }
+}
+
+/// An Event to publish about the shop being reconciled.
+#[derive(Debug, Clone)]
+pub struct Note {
+    type_: EventType,
+    reason: &'static str,
+    action: &'static str,
+    message: String,
+}
+
+impl Note {
+    /// A note; `message` must not carry a secret.
+    pub fn new(type_: EventType, reason: &'static str, action: &'static str, message: String) -> Self {
+        Note {
+            type_,
+            reason,
+            action,
+            message,
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Shopify client (per-shop cost buckets inside).
+    pub shopify: ShopifyClient,
+    /// Controller settings.
+    pub settings: Settings,
+    /// Token checks done.
+    pub token_checks: TokenChecks,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Where "now" comes from (schedules).
+    pub clock: Arc<dyn clock::Clock>,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+    passes: Mutex<HashMap<String, (u64, std::time::Instant)>>,
+}
+
+impl Context {
+    /// A context for `client` and `shopify`.
+    pub fn new(client: Client, shopify: ShopifyClient, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            shopify,
+            settings,
+            token_checks: TokenChecks::default(),
+            metrics: Metrics::default(),
+            clock: Arc::new(clock::SystemClock),
+            failures: Mutex::new(HashMap::new()),
+            passes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether the webhooks pass for these inputs ran successfully less
+    /// than a resync interval ago: then a reconcile caused by something
+    /// else (a Job finishing, a schedule slot) skips the Shopify list.
+    fn recent_pass(&self, uid: &str, key: u64) -> bool {
+        let passes = self.passes.lock().expect("passes");
+        passes.get(uid).is_some_and(|(k, at)| {
+            *k == key && at.elapsed() + Duration::from_secs(1) < self.settings.resync_interval
+        })
+    }
+
+    fn record_pass(&self, uid: &str, key: u64, ok: bool) {
+        let mut passes = self.passes.lock().expect("passes");
+        if ok {
+            passes.insert(uid.to_string(), (key, std::time::Instant::now()));
+        } else {
+            passes.remove(uid);
+        }
+    }
+
+    async fn publish(&self, shop: &ShopifyShop, note: &Note) {
+        let event = KubeEvent {
+            type_: note.type_,
+            reason: note.reason.into(),
+            note: Some(note.message.chars().take(1000).collect()),
+            action: note.action.into(),
+            secondary: None,
+        };
+        // An Event that can't be written (namespace terminating, RBAC) must
+        // never block the reconcile.
+        if let Err(e) = self.recorder.publish(&event, &shop.object_ref(&())).await {
+            tracing::debug!(error = %e, "event not published");
+        }
+    }
+
+    /// Per-shop backoff: 2 s doubling to the resync interval; reset on
+    /// success.
+    fn backoff(&self, uid: &str, failed: bool) -> Option<Duration> {
+        let mut f = self.failures.lock().expect("failures");
+        if !failed {
+            f.remove(uid);
+            return None;
+        }
+        let n = f.entry(uid.to_string()).or_insert(0);
+        *n = (*n + 1).min(16);
+        let secs = 2u64.saturating_mul(1 << (*n - 1).min(10));
+        Some(Duration::from_secs(secs).min(self.settings.resync_interval))
+    }
+}
+
+fn now() -> Time {
+    // Stored times have second precision; so do ours, so a re-read status
+    // compares equal to the one written.
+    let ts = k8s_openapi::jiff::Timestamp::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(ts.as_second()).unwrap_or(ts))
+}
+
+/// Builds the next status from the outcome (pure).
+fn next_status(
+    shop: &ShopifyShop,
+    out: &webhooks::Outcome,
+    syncs: &sync::Outcome,
+    time: &Time,
+) -> ShopifyShopStatus {
+    let mut status = shop.status.clone().unwrap_or_default();
+    let generation = shop.metadata.generation;
+    status.observed_generation = generation;
+    let ready = conditions::ready(&[&out.token, &out.webhooks, &syncs.cond]);
+    for c in [&out.token, &out.webhooks, &syncs.cond, &ready] {
+        conditions::set(&mut status.conditions, c, generation, time);
+    }
+    status.webhook_host = out.host.clone();
+    if let Some(topics) = &out.topics {
+        status.webhooks = topics.clone();
+    }
+    let desired = shop.spec.webhooks.as_ref().map(|w| w.topics.len()).unwrap_or(0);
+    let in_sync = status.webhooks.iter().filter(|w| w.state == "InSync").count();
+    status.webhooks_in_sync = Some(format!("{in_sync}/{desired}"));
+    status.unmanaged_subscriptions = out.unmanaged;
+    status.served_api_version = out.served_version.clone();
+    status.sync = syncs.entries.clone();
+    status.last_sync_time = syncs.last_sync_time.clone();
+    status.sync_now_handled = syncs.trigger_handled.clone();
+    status
+}
+
+/// The webhooks outcome as the status recorded it, to reuse when nothing
+/// the webhooks depend on changed since a recent pass.
+fn outcome_from_status(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
+    let status = shop.status.as_ref()?;
+    let cond = |type_: &'static str| {
+        status.conditions.iter().find(|c| c.type_ == type_ && c.observed_generation == shop.metadata.generation).map(
+            |c| {
+                let st = match c.status.as_str() {
+                    "True" => Status::True,
+                    "False" => Status::False,
+                    _ => Status::Unknown,
+                };
+                Cond::new(type_, st, &c.reason, c.message.clone())
+            },
+        )
+    };
+    Some(webhooks::Outcome {
+        token: cond(TOKEN_VALID)?,
+        webhooks: cond(WEBHOOKS_SYNCED)?,
+        host: status.webhook_host.clone(),
+        topics: Some(status.webhooks.clone()),
+        unmanaged: status.unmanaged_subscriptions,
+        served_version: status.served_api_version.clone(),
+        retry_in: None,
+        notes: Vec::new(),
+        failed: false,
+    })
+}
+
+/// What the webhooks pass depends on, hashed.
+fn pass_key(shop: &ShopifyShop, host: &Option<Result<String, host::HostError>>, token: &AccessToken) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shop.metadata.generation.hash(&mut h);
+    format!("{host:?}").hash(&mut h);
+    TokenChecks::fingerprint(token).hash(&mut h);
+    h.finish()
+}
+
+async fn write_status(ctx: &Context, shop: &ShopifyShop, status: ShopifyShopStatus) -> Result<(), Error> {
+    if shop.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let ns = shop.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": ShopifyShop::api_version(&()),
+        "kind": ShopifyShop::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &shop.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.status_writes.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Token problems before any Shopify call: the whole outcome.
+fn token_unreadable(shop: &ShopifyShop, e: &fetch::TokenError) -> webhooks::Outcome {
+    let status = shop.status.as_ref();
+    webhooks::Outcome {
+        token: Cond::new(TOKEN_VALID, Status::False, e.reason(), e.message()),
+        webhooks: Cond::new(
+            WEBHOOKS_SYNCED,
+            Status::Unknown,
+            "TokenInvalid",
+            "no valid token to check subscriptions with",
+        ),
+        host: status.and_then(|s| s.webhook_host.clone()),
+        topics: None,
+        unmanaged: status.and_then(|s| s.unmanaged_subscriptions),
+        served_version: status.and_then(|s| s.served_api_version.clone()),
+        retry_in: None,
+        notes: Vec::new(),
+        failed: false,
+    }
+}
+
+async fn set_finalizer(ctx: &Context, shop: &ShopifyShop, present: bool) -> Result<(), Error> {
+    let ns = shop.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut finalizers: Vec<String> = shop
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_string());
+    }
+    // The resourceVersion makes this a guarded write: a concurrent change to
+    // the finalizer list fails it instead of being overwritten.
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": shop.resource_version()}
+    });
+    api.patch(&shop.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Deletion with `deletionPolicy: Delete`: remove the subscriptions this
+/// resource manages, best effort. It never blocks deletion: any failure is a
+/// Warning Event and the finalizer goes anyway.
+async fn cleanup(ctx: &Context, shop: &ShopifyShop) -> Result<Action, Error> {
+    let result: Result<usize, String> = async {
+        let token = fetch::token(&ctx.client, shop)
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.message())?;
+        let Some(spec) = &shop.spec.webhooks else {
+            return Ok(0);
+        };
+        let domain = &shop.spec.domain;
+        let version = shop.spec.admin_api_version_or_default();
+        let listing = ctx
+            .shopify
+            .list_subscriptions(domain, version, &token)
+            .await
+            .map_err(|e| e.to_string())?;
+        let owned = plan::owned_subscriptions(
+            spec.endpoint.path_template_or_default(),
+            &spec.topics,
+            &listing.subscriptions,
+        );
+        if owned.is_empty() {
+            return Ok(0);
+        }
+        let changes: Vec<_> = owned
+            .iter()
+            .map(|s| crate::shopify::Change::Delete {
+                id: s.id.clone(),
+                topic: s.topic.clone(),
+            })
+            .collect();
+        let results = ctx
+            .shopify
+            .apply(domain, version, &token, &changes)
+            .await
+            .map_err(|e| e.to_string())?;
+        let failed = results.iter().filter(|r| r.user_errors().is_some()).count();
+        if failed > 0 {
+            return Err(format!("{failed} of {} deletions failed", changes.len()));
+        }
+        Ok(changes.len())
+    }
+    .await;
+    let note = match result {
+        Ok(n) => Note::new(
+            EventType::Normal,
+            "SubscriptionsDeleted",
+            "Cleanup",
+            format!("deletionPolicy Delete: {n} subscriptions deleted"),
+        ),
+        Err(e) => Note::new(
+            EventType::Warning,
+            "CleanupFailed",
+            "Cleanup",
+            format!("deletionPolicy Delete: subscriptions may remain on Shopify: {e}"),
+        ),
+    };
+    ctx.publish(shop, &note).await;
+    set_finalizer(ctx, shop, false).await?;
+    Ok(Action::await_change())
+}
+
+/// Reconciles one ShopifyShop.
+pub async fn reconcile(shop: Arc<ShopifyShop>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = shop.namespace().as_deref().unwrap_or(""),
+        name = %shop.name_any(),
+        domain = %shop.spec.domain
+    );
+    let _enter = span.enter();
+    let has_finalizer = shop.finalizers().iter().any(|f| f == FINALIZER);
+    if shop.metadata.deletion_timestamp.is_some() {
+        return if has_finalizer {
+            cleanup(&ctx, &shop).await
+        } else {
+            Ok(Action::await_change())
+        };
+    }
+    let wants_finalizer = shop.spec.deletion_policy_or_default() == DeletionPolicy::Delete;
+    if wants_finalizer != has_finalizer {
+        set_finalizer(&ctx, &shop, wants_finalizer).await?;
+        // The patch triggers a new reconcile with the updated object.
+        return Ok(Action::await_change());
+    }
+
+    let uid = shop.uid().unwrap_or_default();
+    let host = fetch::webhook_host(&ctx.client, &shop).await?;
+    let outcome = match fetch::token(&ctx.client, &shop).await? {
+        Err(e) => token_unreadable(&shop, &e),
+        Ok(token) => {
+            let key = pass_key(&shop, &host, &token);
+            match outcome_from_status(&shop).filter(|_| ctx.recent_pass(&uid, key)) {
+                Some(reused) => reused,
+                None => {
+                    let out = webhooks::reconcile(&ctx, &shop, &token, host).await;
+                    ctx.record_pass(&uid, key, !out.failed && out.retry_in.is_none());
+                    out
+                }
+            }
+        }
+    };
+    let token_valid = outcome.token.status == Status::True;
+    let syncs = sync::reconcile(&ctx, &shop, token_valid).await?;
+    for note in outcome.notes.iter().chain(&syncs.notes) {
+        ctx.publish(&shop, note).await;
+    }
+    let status = next_status(&shop, &outcome, &syncs, &now());
+    write_status(&ctx, &shop, status).await?;
+    ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
+
+    let backoff = ctx.backoff(&uid, outcome.failed);
+    let mut next = match (outcome.retry_in, backoff) {
+        (Some(r), Some(b)) => r.max(b),
+        (Some(r), None) => r,
+        (None, Some(b)) => b,
+        (None, None) => ctx.settings.resync_interval,
+    };
+    // Requeue exactly at the next schedule slot, not by polling.
+    if let Some(wake) = syncs.wake {
+        next = next.min(wake);
+    }
+    Ok(Action::requeue(next.min(ctx.settings.resync_interval)))
+}
+
+/// What happens after a failed reconcile: per-shop exponential backoff.
+pub fn error_policy(shop: Arc<ShopifyShop>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+    let delay = ctx
+        .backoff(&shop.uid().unwrap_or_default(), true)
+        .unwrap_or(Duration::from_secs(5));
+    tracing::warn!(name = %shop.name_any(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// A hash of what a reconcile acts on: spec (via generation), annotations
+/// (triggers), finalizers and deletion. Status and managed fields are left
+/// out on purpose.
+fn acted_upon(shop: &ShopifyShop) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shop.metadata.generation.hash(&mut h);
+    shop.metadata.deletion_timestamp.is_some().hash(&mut h);
+    shop.metadata.finalizers.hash(&mut h);
+    shop.metadata.annotations.hash(&mut h);
+    Some(h.finish())
+}
+
+fn referencing<F>(store: &Store<ShopifyShop>, ns: Option<String>, refers: F) -> Vec<ObjectRef<ShopifyShop>>
+where
+    F: Fn(&ShopifyShop) -> bool,
+{
+    store
+        .state()
+        .iter()
+        .filter(|s| s.namespace() == ns && refers(s))
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    let (shops, ingresses, secrets, jobs) = match &ctx.settings.namespace {
+        Some(ns) => (
+            Api::<ShopifyShop>::namespaced(client.clone(), ns),
+            Api::<Ingress>::namespaced(client.clone(), ns),
+            Api::<Secret>::namespaced(client.clone(), ns),
+            Api::<Job>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    // Our own status writes must not trigger another reconcile (another
+    // Shopify list): only changes to what we act on do.
+    let (store, writer) = reflector::store();
+    let shop_stream = watcher(shops, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(acted_upon, PredicateConfig::default());
+    let mut controller = Controller::for_stream(shop_stream, store.clone());
+    if let Some(jumps) = ctx.clock.jumps() {
+        // A manual clock (tests) jumped: reconcile every shop, as real
+        // time passing would through the requeues.
+        let ticks =
+            futures::stream::unfold(jumps, |mut rx| async move { rx.changed().await.ok().map(|()| ((), rx)) });
+        controller = controller.reconcile_all_on(ticks);
+    }
+    let ingress_store = store.clone();
+    let secret_store = store.clone();
+    controller
+        .watches(ingresses, watcher::Config::default(), move |ingress: Ingress| {
+            let name = ingress.name_any();
+            referencing(&ingress_store, ingress.namespace(), |s| {
+                s.spec
+                    .webhooks
+                    .as_ref()
+                    .and_then(|w| w.endpoint.ingress_ref.as_ref())
+                    .is_some_and(|r| r.name == name)
+            })
+        })
+        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+            let name = secret.name_any();
+            referencing(&secret_store, secret.namespace(), |s| {
+                s.spec.token.secret_ref.name == name
+                    || s.spec.app.as_ref().is_some_and(|a| a.secret_ref.name == name)
+            })
+        })
+        .owns(jobs, watcher::Config::default().labels(sync::job::SHOP_LABEL))
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(ctx.settings.concurrency)
+                // Bursts of triggers for one shop (its watch, its Ingress and
+                // Secret at start-up, an edit saved twice) become one pass:
+                // one Shopify list instead of several.
+                .debounce(Duration::from_millis(200)),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile stream");
+            }
+        })
+        .await;
+}
+
+/// Names of the conditions this controller writes.
+pub const CONDITION_TYPES: [&str; 4] = [READY, TOKEN_VALID, WEBHOOKS_SYNCED, sync::SYNC_HEALTHY];

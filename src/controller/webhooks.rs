@@ -1,0 +1,433 @@
+//! The webhooks duty: check the token, list the shop's subscriptions, plan,
+//! apply (one GraphQL document), and report conditions and per-topic status.
+//! Talks to Shopify; writes nothing to the apiserver but Events.
+
+use std::time::Duration;
+
+use kube::runtime::events::EventType;
+
+use super::conditions::{Cond, Status, TOKEN_VALID, WEBHOOKS_SYNCED};
+use super::host::HostError;
+use super::plan::{self, Desired, Plan, TopicState};
+use super::{Context, Note, scopes};
+use crate::crd::{ManagementPolicy, ShopifyShop, WebhookFormat, WebhookStatus};
+use crate::shopify::{AccessToken, Change, ChangeResult, Format, ShopifyError, TokenInfo};
+
+/// What the webhooks step found and did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `TokenValid`.
+    pub token: Cond,
+    /// `WebhooksSynced`.
+    pub webhooks: Cond,
+    /// `status.webhookHost` (kept from before when no host could be had).
+    pub host: Option<String>,
+    /// `status.webhooks`.
+    pub topics: Option<Vec<WebhookStatus>>,
+    /// `status.unmanagedSubscriptions`.
+    pub unmanaged: Option<i32>,
+    /// `status.servedApiVersion`.
+    pub served_version: Option<String>,
+    /// When to look again sooner than the resync interval (throttling,
+    /// transient errors, an outcome to re-check).
+    pub retry_in: Option<Duration>,
+    /// Events to publish.
+    pub notes: Vec<Note>,
+    /// Whether this pass failed in a way that should back off.
+    pub failed: bool,
+}
+
+impl Outcome {
+    fn new(token: Cond, webhooks: Cond, previous: &ShopifyShop) -> Self {
+        let status = previous.status.as_ref();
+        Outcome {
+            token,
+            webhooks,
+            host: status.and_then(|s| s.webhook_host.clone()),
+            topics: status.map(|s| s.webhooks.clone()),
+            unmanaged: status.and_then(|s| s.unmanaged_subscriptions),
+            served_version: status.and_then(|s| s.served_api_version.clone()),
+            retry_in: None,
+            notes: Vec::new(),
+            failed: false,
+        }
+    }
+}
+
+fn format_of(f: Option<WebhookFormat>) -> Format {
+    match f.unwrap_or_default() {
+        WebhookFormat::Json => Format::Json,
+        WebhookFormat::Xml => Format::Xml,
+    }
+}
+
+/// A Shopify error as `TokenValid` (for errors about the token or shop) or
+/// `WebhooksSynced` (for the rest), with a retry delay for the retryable.
+fn classify(e: &ShopifyError, what: &str) -> (Option<Cond>, Cond, Option<Duration>) {
+    let msg = format!("{what}: {e}");
+    match e {
+        ShopifyError::Unauthorized
+        | ShopifyError::PaymentRequired
+        | ShopifyError::Locked
+        | ShopifyError::NotFound
+        | ShopifyError::Forbidden { .. } => (
+            Some(Cond::new(TOKEN_VALID, Status::False, e.reason(), msg)),
+            Cond::new(
+                WEBHOOKS_SYNCED,
+                Status::Unknown,
+                "TokenInvalid",
+                "no valid token to check subscriptions with",
+            ),
+            None,
+        ),
+        ShopifyError::Throttled { retry_after } => (
+            None,
+            Cond::new(WEBHOOKS_SYNCED, Status::False, e.reason(), msg),
+            Some(*retry_after),
+        ),
+        _ => (
+            None,
+            Cond::new(WEBHOOKS_SYNCED, Status::False, e.reason(), msg),
+            Some(Duration::from_secs(5)),
+        ),
+    }
+}
+
+/// Runs the webhooks duty for `shop` with `token` (already read) and `host`
+/// (already resolved, `None` when the shop has no `webhooks`).
+pub async fn reconcile(
+    ctx: &Context,
+    shop: &ShopifyShop,
+    token: &AccessToken,
+    host: Option<Result<String, HostError>>,
+) -> Outcome {
+    let domain = &shop.spec.domain;
+    let version = shop.spec.admin_api_version_or_default();
+    let uid = shop.metadata.uid.clone().unwrap_or_default();
+
+    // 1. The token: checked with Shopify once per token value (cached by
+    //    fingerprint), so a steady resync costs one list request only.
+    let info = match ctx.token_checks.get(&uid, token) {
+        Some(info) => info,
+        None => match ctx.shopify.token_info(domain, version, token).await {
+            Ok(info) => {
+                ctx.token_checks.put(&uid, token, info.clone());
+                info
+            }
+            Err(e) => {
+                let (token_cond, hooks, retry) = classify(&e, "checking the token");
+                let token_cond = token_cond
+                    .unwrap_or_else(|| Cond::new(TOKEN_VALID, Status::Unknown, e.reason(), format!("{e}")));
+                let mut out = Outcome::new(token_cond, hooks, shop);
+                out.retry_in = retry;
+                out.failed = retry.is_some();
+                return out;
+            }
+        },
+    };
+    if !info.myshopify_domain.is_empty() && !info.myshopify_domain.eq_ignore_ascii_case(domain) {
+        ctx.token_checks.forget(&uid);
+        return Outcome::new(
+            Cond::new(
+                TOKEN_VALID,
+                Status::False,
+                "TokenShopMismatch",
+                format!("the token belongs to {}, not {domain}", info.myshopify_domain),
+            ),
+            Cond::new(
+                WEBHOOKS_SYNCED,
+                Status::Unknown,
+                "TokenInvalid",
+                "no valid token for this shop",
+            ),
+            shop,
+        );
+    }
+    let token_ok = token_valid(&info);
+
+    let Some(spec) = &shop.spec.webhooks else {
+        let mut out = Outcome::new(
+            token_ok,
+            Cond::new(
+                WEBHOOKS_SYNCED,
+                Status::True,
+                "NotConfigured",
+                "spec.webhooks is not set; subscriptions are left alone",
+            ),
+            shop,
+        );
+        out.topics = Some(Vec::new());
+        out.host = None;
+        return out;
+    };
+
+    // 2. Where Shopify has things now.
+    let listing = match ctx.shopify.list_subscriptions(domain, version, token).await {
+        Ok(l) => l,
+        Err(e) => {
+            if matches!(e, ShopifyError::Unauthorized) {
+                ctx.token_checks.forget(&uid);
+            }
+            let (token_cond, hooks, retry) = classify(&e, "listing subscriptions");
+            let mut out = Outcome::new(token_cond.unwrap_or(token_ok), hooks, shop);
+            out.retry_in = retry;
+            out.failed = retry.is_some();
+            return out;
+        }
+    };
+    let served = listing.meta.served_version.clone().filter(|v| v != version);
+
+    // 3. The host; without a valid one nothing is repointed.
+    let host = match host {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            let mut out = Outcome::new(
+                token_ok,
+                Cond::new(WEBHOOKS_SYNCED, Status::False, e.reason(), e.message()),
+                shop,
+            );
+            out.served_version = served;
+            return out;
+        }
+        None => unreachable!("webhooks are configured, so a host outcome exists"),
+    };
+
+    // 4. Plan (pure).
+    let missing = scopes::missing(&spec.topics, &info.scopes);
+    let desired = Desired {
+        host: host.clone(),
+        path_template: spec.endpoint.path_template_or_default().to_string(),
+        format: format_of(spec.format),
+        topics: spec.topics.clone(),
+        prune: spec.prune.unwrap_or(false),
+        unauthorized_topics: scopes::unauthorized_topics(&missing),
+    };
+    let plan = plan::plan(&desired, &listing.subscriptions);
+    let mut out = Outcome::new(
+        token_ok,
+        Cond::new(WEBHOOKS_SYNCED, Status::True, "InSync", ""),
+        shop,
+    );
+    out.served_version = served;
+    out.unmanaged = Some(plan.unmanaged.len() as i32);
+
+    // 5. Apply, or only report under Observe.
+    let observe = shop.spec.management_policy_or_default() == ManagementPolicy::Observe;
+    let mut states: Vec<(Option<String>, &'static str)> = plan
+        .topics
+        .iter()
+        .map(|t| (t.id.clone(), t.state.as_str()))
+        .collect();
+    let mut failures: Vec<String> = Vec::new();
+    if !plan.changes.is_empty() && !observe {
+        match ctx.shopify.apply(domain, version, token, &plan.changes).await {
+            Ok(results) => {
+                record_results(ctx, shop, &plan, &results, &mut states, &mut failures, &mut out);
+                out.host = Some(host.clone());
+            }
+            Err(e) => {
+                if matches!(e, ShopifyError::Unauthorized) {
+                    ctx.token_checks.forget(&uid);
+                }
+                let (token_cond, hooks, retry) = classify(&e, "applying the plan");
+                if let Some(t) = token_cond {
+                    out.token = t;
+                }
+                out.webhooks = hooks;
+                out.retry_in = retry;
+                out.failed = retry.is_some();
+            }
+        }
+    } else if plan.changes.is_empty() {
+        out.host = Some(host.clone());
+    }
+
+    out.topics = Some(
+        plan.topics
+            .iter()
+            .zip(&states)
+            .map(|(t, (id, state))| WebhookStatus {
+                topic: t.topic.clone(),
+                address: t.address.clone(),
+                id: id.clone(),
+                state: state.to_string(),
+            })
+            .collect(),
+    );
+
+    // 6. WebhooksSynced.
+    if out.webhooks.reason == "InSync" {
+        out.webhooks = synced_condition(&plan, observe, &missing, &failures, spec.topics.len());
+    }
+    out
+}
+
+fn token_valid(info: &TokenInfo) -> Cond {
+    Cond::new(
+        TOKEN_VALID,
+        Status::True,
+        "TokenVerified",
+        format!(
+            "token accepted by {} ({} scopes)",
+            info.shop_name,
+            info.scopes.len()
+        ),
+    )
+}
+
+fn synced_condition(
+    plan: &Plan,
+    observe: bool,
+    missing: &[(String, &'static str)],
+    failures: &[String],
+    desired: usize,
+) -> Cond {
+    if !failures.is_empty() {
+        return Cond::new(
+            WEBHOOKS_SYNCED,
+            Status::False,
+            "ShopifyUserError",
+            failures.join("; "),
+        );
+    }
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|(t, s)| format!("{t} needs {s}")).collect();
+        return Cond::new(
+            WEBHOOKS_SYNCED,
+            Status::False,
+            "MissingScopes",
+            format!("the token lacks scopes: {}", list.join(", ")),
+        );
+    }
+    if observe && !plan.changes.is_empty() {
+        let drift: Vec<String> = plan
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Create { topic, .. } => format!("create {topic}"),
+                Change::Update { topic, .. } => format!("update {topic}"),
+                Change::Delete { topic, id } => format!("delete {topic} ({id})"),
+            })
+            .collect();
+        return Cond::new(
+            WEBHOOKS_SYNCED,
+            Status::False,
+            "DriftDetected",
+            format!("Observe: Manage would {}", drift.join(", ")),
+        );
+    }
+    let mut msg = format!("{desired} subscriptions in sync");
+    if plan.duplicates() > 0 && !observe {
+        msg.push_str(&format!(
+            "; {} duplicates left in place (set prune: true to delete)",
+            plan.duplicates()
+        ));
+    }
+    if !plan.unmanaged.is_empty() {
+        msg.push_str(&format!(
+            "; {} subscriptions not in the spec left alone",
+            plan.unmanaged.len()
+        ));
+    }
+    Cond::new(WEBHOOKS_SYNCED, Status::True, "InSync", msg)
+}
+
+/// Maps each change's result back to its topic: new ids and states,
+/// failures naming the topic, and Events.
+fn record_results(
+    ctx: &Context,
+    shop: &ShopifyShop,
+    plan: &Plan,
+    results: &[ChangeResult],
+    states: &mut [(Option<String>, &'static str)],
+    failures: &mut Vec<String>,
+    out: &mut Outcome,
+) {
+    let drift = is_external_drift(shop, plan);
+    let (mut created, mut updated, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    for (change, result) in plan.changes.iter().zip(results) {
+        let idx = plan.topics.iter().position(|t| t.topic == change.topic());
+        match (change, result) {
+            (Change::Create { topic, .. }, ChangeResult::Created(s)) => {
+                if let Some(i) = idx {
+                    states[i] = (Some(s.id.clone()), TopicState::InSync.as_str());
+                }
+                created.push(topic.clone());
+            }
+            (Change::Update { topic, .. }, ChangeResult::Updated(_)) => {
+                if let Some(i) = idx {
+                    states[i].1 = TopicState::InSync.as_str();
+                }
+                updated.push(topic.clone());
+            }
+            (Change::Delete { topic, id }, ChangeResult::Deleted { .. }) => {
+                deleted.push(format!("{topic} ({id})"))
+            }
+            (_, ChangeResult::Failed { user_errors }) => {
+                let msgs: Vec<&str> = user_errors.iter().map(|e| e.message.as_str()).collect();
+                failures.push(format!("{}: {}", change.topic(), msgs.join(", ")));
+                if let (Some(i), Change::Create { .. } | Change::Update { .. }) = (idx, change) {
+                    states[i].1 = "Failed";
+                }
+            }
+            (c, r) => failures.push(format!("{}: unexpected result {r:?}", c.topic())),
+        }
+    }
+    if drift && (!created.is_empty() || !updated.is_empty()) {
+        let repaired: Vec<&String> = created.iter().chain(&updated).collect();
+        ctx.metrics
+            .drift_repairs
+            .fetch_add(repaired.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        out.notes.push(Note::new(
+            EventType::Warning,
+            "DriftRepaired",
+            "RepairWebhooks",
+            format!(
+                "subscriptions changed outside the operator were repaired: {}",
+                repaired.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    for (list, reason, verb) in [
+        (&created, "SubscriptionsCreated", "created"),
+        (&updated, "SubscriptionsUpdated", "updated"),
+        (&deleted, "SubscriptionsDeleted", "deleted"),
+    ] {
+        if !list.is_empty() {
+            out.notes.push(Note::new(
+                EventType::Normal,
+                reason,
+                "ApplyWebhooks",
+                format!("{} {verb}: {}", list.len(), list.join(", ")),
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        out.notes.push(Note::new(
+            EventType::Warning,
+            "ShopifyUserError",
+            "ApplyWebhooks",
+            failures.join("; "),
+        ));
+    }
+}
+
+/// A repair is of external drift when the spec and host are what the last
+/// status was written for and the topic was in sync then: something outside
+/// the operator (Shopify after failed deliveries, a person) changed it.
+fn is_external_drift(shop: &ShopifyShop, plan: &Plan) -> bool {
+    let Some(status) = &shop.status else { return false };
+    if status.observed_generation != shop.metadata.generation {
+        return false;
+    }
+    plan.changes.iter().any(|c| {
+        status.webhooks.iter().any(|w| {
+            w.topic == c.topic()
+                && w.state == TopicState::InSync.as_str()
+                && plan
+                    .topics
+                    .iter()
+                    .any(|t| t.topic == w.topic && t.address == w.address)
+        })
+    })
+}

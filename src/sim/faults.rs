@@ -1,0 +1,171 @@
+//! Injectable faults: the failures Shopify can produce that a happy-path
+//! simulator never would, armed by tests through [`super::Sim::inject`] or
+//! `POST /_sim/faults`.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A fault to inject. In JSON it is tagged by `type`, fields camelCase, e.g.
+/// `{"type":"status","shop":"a.myshopify.com","status":503,"count":2}` or
+/// `{"type":"timeoutAfterApply","count":1,"hangMs":5000}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Fault {
+    /// The next `count` requests (of `shop`, or of any shop) answer HTTP
+    /// `status` with the body Shopify documents for it, before anything is
+    /// authenticated or executed.
+    Status {
+        /// Only this shop's requests; `None` for any shop.
+        #[serde(default)]
+        shop: Option<String>,
+        /// 402, 403, 423, 429 (with `Retry-After: 2`), 500, 503, …
+        status: u16,
+        /// How many requests fail; defaults to 1.
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// The next `count` requests are executed (mutations applied!), then the
+    /// response is held for `hang` and the connection dropped without an
+    /// answer: with a client timeout below `hang` the client sees a timeout
+    /// although the change happened.
+    TimeoutAfterApply {
+        /// Only this shop's requests; `None` for any shop.
+        #[serde(default)]
+        shop: Option<String>,
+        /// How many requests hang; defaults to 1.
+        #[serde(default = "one")]
+        count: u32,
+        /// How long to hold the response (JSON: `hangMs`, default 30 s).
+        #[serde(rename = "hangMs", with = "millis", default = "default_hang")]
+        hang: Duration,
+    },
+    /// The next `count` requests have their connection closed before anything
+    /// is executed: the client sees a connection error and nothing changed.
+    DropConnection {
+        /// Only this shop's requests; `None` for any shop.
+        #[serde(default)]
+        shop: Option<String>,
+        /// How many requests are dropped; defaults to 1.
+        #[serde(default = "one")]
+        count: u32,
+    },
+    /// Empties the shop's cost bucket now, so the next costly request is
+    /// `THROTTLED` until the restore rate has refilled it.
+    DrainBucket {
+        /// The shop whose bucket is emptied.
+        shop: String,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn default_hang() -> Duration {
+    Duration::from_secs(30)
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// What a queued fault does to the request it hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    Status(u16),
+    TimeoutAfterApply(Duration),
+    Drop,
+}
+
+/// A fault waiting for requests.
+#[derive(Debug, Clone)]
+pub(crate) struct Armed {
+    shop: Option<String>,
+    remaining: u32,
+    effect: Effect,
+}
+
+impl Armed {
+    /// `None` for faults that act at once instead of on later requests.
+    pub fn from_fault(f: &Fault) -> Option<Self> {
+        let (shop, remaining, effect) = match f {
+            Fault::Status { shop, status, count } => (shop, *count, Effect::Status(*status)),
+            Fault::TimeoutAfterApply { shop, count, hang } => {
+                (shop, *count, Effect::TimeoutAfterApply(*hang))
+            }
+            Fault::DropConnection { shop, count } => (shop, *count, Effect::Drop),
+            Fault::DrainBucket { .. } => return None,
+        };
+        (remaining > 0).then(|| Self {
+            shop: shop.as_ref().map(|s| s.to_ascii_lowercase()),
+            remaining,
+            effect,
+        })
+    }
+}
+
+/// Takes one shot of the oldest armed fault that matches `shop`.
+pub(crate) fn take(queue: &mut Vec<Armed>, shop: &str) -> Option<Effect> {
+    let i = queue
+        .iter()
+        .position(|a| a.shop.as_deref().is_none_or(|s| s == shop))?;
+    let effect = queue[i].effect;
+    queue[i].remaining -= 1;
+    if queue[i].remaining == 0 {
+        queue.remove(i);
+    }
+    Some(effect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_is_tagged_and_camel_case() {
+        let f: Fault = serde_json::from_str(r#"{"type":"timeoutAfterApply","hangMs":1500}"#).unwrap();
+        assert_eq!(
+            f,
+            Fault::TimeoutAfterApply {
+                shop: None,
+                count: 1,
+                hang: Duration::from_millis(1500)
+            }
+        );
+        let f: Fault = serde_json::from_str(r#"{"type":"drainBucket","shop":"a.myshopify.com"}"#).unwrap();
+        assert!(matches!(f, Fault::DrainBucket { .. }));
+        let back = serde_json::to_value(Fault::Status {
+            shop: None,
+            status: 503,
+            count: 2,
+        })
+        .unwrap();
+        assert_eq!(back["type"], "status");
+    }
+
+    #[test]
+    fn faults_fire_count_times_for_matching_shops_only() {
+        let mut q = vec![
+            Armed::from_fault(&Fault::Status {
+                shop: Some("A.myshopify.com".into()),
+                status: 503,
+                count: 2,
+            })
+            .unwrap(),
+        ];
+        assert_eq!(take(&mut q, "b.myshopify.com"), None);
+        assert_eq!(take(&mut q, "a.myshopify.com"), Some(Effect::Status(503)));
+        assert_eq!(take(&mut q, "a.myshopify.com"), Some(Effect::Status(503)));
+        assert_eq!(take(&mut q, "a.myshopify.com"), None);
+        assert!(q.is_empty());
+    }
+}

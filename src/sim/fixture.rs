@@ -1,0 +1,184 @@
+//! Fixtures: the shops, tokens, subscriptions and app credentials a
+//! simulator starts with (YAML or JSON, camelCase keys).
+
+use super::topics;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A set of shops (added or replaced on load) and optionally the app whose
+/// credentials the OAuth endpoint accepts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fixture {
+    /// Shops to add; a shop with a domain already loaded is replaced whole.
+    #[serde(default)]
+    pub shops: Vec<ShopFixture>,
+    /// The app's client credentials; `None` keeps the current ones.
+    #[serde(default)]
+    pub app: Option<AppFixture>,
+}
+
+/// One shop.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ShopFixture {
+    /// `name.myshopify.com`; also the `{shop}` path segment of its endpoints.
+    pub domain: String,
+    /// `shop.name`; defaults to the domain's first label.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `shop.plan.publicDisplayName`, e.g. "Basic" (default) or "Shopify Plus".
+    /// Only displayed: the restore rate comes from the simulator's config.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// Access tokens that authenticate as this shop.
+    #[serde(default)]
+    pub tokens: Vec<TokenFixture>,
+    /// Subscriptions present at load time; ids are assigned on load.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionFixture>,
+}
+
+/// An access token (and optionally its refresh token). Fixture tokens are
+/// fake strings; the simulator never logs them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenFixture {
+    /// The value clients send in `X-Shopify-Access-Token`.
+    pub access_token: String,
+    /// Granted scopes, reported by `currentAppInstallation.accessScopes`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// A refresh token usable with the `refresh_token` grant (90-day lifetime).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Seconds until the access token expires, counted from load; `None`
+    /// for a non-expiring token.
+    #[serde(default)]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// A subscription present at load time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionFixture {
+    /// `orders/create` or `ORDERS_CREATE`.
+    pub topic: String,
+    /// Delivery address (`callbackUrl` / `uri`). Not checked against the
+    /// address rules: fixtures may describe states Shopify would refuse now.
+    pub address: String,
+    /// `JSON` (default) or `XML`.
+    #[serde(default)]
+    pub format: Option<String>,
+    /// `includeFields` (default empty).
+    #[serde(default)]
+    pub include_fields: Vec<String>,
+    /// `metafieldNamespaces` (default empty).
+    #[serde(default)]
+    pub metafield_namespaces: Vec<String>,
+    /// `filter` (default none).
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+/// The app's OAuth client credentials.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppFixture {
+    /// `client_id` (the API key).
+    pub client_id: String,
+    /// `client_secret`.
+    pub client_secret: String,
+}
+
+impl Fixture {
+    /// Reads a YAML (or JSON, which is YAML) fixture file and validates it.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, String> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        Self::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses YAML or JSON text and validates it.
+    pub fn from_yaml(text: &str) -> Result<Self, String> {
+        let f: Self = serde_norway::from_str(text).map_err(|e| e.to_string())?;
+        f.validate()?;
+        Ok(f)
+    }
+
+    /// Rejects what the simulator could not load faithfully: unknown or
+    /// compliance topics, unknown formats, malformed or duplicate domains.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for shop in &self.shops {
+            let d = shop.domain.to_ascii_lowercase();
+            if d.is_empty() || d.contains('/') || d.contains(char::is_whitespace) {
+                return Err(format!("invalid shop domain {:?}", shop.domain));
+            }
+            if !seen.insert(d) {
+                return Err(format!("shop {} listed twice", shop.domain));
+            }
+            for t in &shop.tokens {
+                if t.access_token.is_empty() {
+                    return Err(format!("shop {}: empty access token", shop.domain));
+                }
+            }
+            for s in &shop.subscriptions {
+                if topics::lookup(&s.topic).is_none() {
+                    return Err(format!(
+                        "shop {}: unknown or unregistrable topic {:?}",
+                        shop.domain, s.topic
+                    ));
+                }
+                if let Some(f) = &s.format
+                    && parse_format(f).is_none()
+                {
+                    return Err(format!("shop {}: unknown format {f:?}", shop.domain));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `JSON`/`XML`, case-insensitively, to the enum value.
+pub(crate) fn parse_format(f: &str) -> Option<&'static str> {
+    match f.to_ascii_uppercase().as_str() {
+        "JSON" => Some("JSON"),
+        "XML" => Some("XML"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_with_camel_case_keys_parses() {
+        let f = Fixture::from_yaml(
+            r#"
+app: {clientId: id, clientSecret: secret}
+shops:
+  - domain: a.myshopify.com
+    tokens: [{accessToken: t, scopes: [read_orders], expiresInSeconds: 60}]
+    subscriptions:
+      - {topic: orders/create, address: "https://x.example/h"}
+      - {topic: PRODUCTS_UPDATE, address: "https://x.example/p", format: xml, includeFields: [id]}
+"#,
+        )
+        .unwrap();
+        assert_eq!(f.shops[0].tokens[0].expires_in_seconds, Some(60));
+        assert_eq!(f.shops[0].subscriptions[1].include_fields, vec!["id"]);
+        assert_eq!(f.app.unwrap().client_id, "id");
+    }
+
+    #[test]
+    fn compliance_topics_and_typos_are_rejected() {
+        let bad = "shops: [{domain: a.myshopify.com, subscriptions: [{topic: shop/redact, address: 'https://x.example'}]}]";
+        assert!(Fixture::from_yaml(bad).unwrap_err().contains("shop/redact"));
+        assert!(Fixture::from_yaml("shops: [{domian: a}]").is_err());
+        let dup = "shops: [{domain: a.myshopify.com}, {domain: A.myshopify.com}]";
+        assert!(Fixture::from_yaml(dup).is_err());
+    }
+}

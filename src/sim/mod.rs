@@ -1,0 +1,299 @@
+//! shopify-sim: a simulator of the parts of Shopify's GraphQL Admin API the
+//! operator uses, faithful to the documented behaviour (see
+//! `shared/shopify-api.md`), not to our client's assumptions.
+//!
+//! One listener serves many shops:
+//! - `POST /{shop}/admin/api/{version}/graphql.json` — a real GraphQL engine
+//!   (async-graphql) over a schema subset with Shopify's names, version
+//!   dependent fields, `userErrors`, the documented cost model and a leaky
+//!   bucket per shop;
+//! - `POST /{shop}/admin/oauth/access_token` — authorization-code and
+//!   refresh-token grants;
+//! - `/_sim/...` — a JSON admin API for tests and rehearsals (fixtures,
+//!   counters, faults, latency, revocation).
+//!
+//! Tests start it in-process with [`start`]; the `shopify-sim` binary wraps
+//! the same library.
+
+mod address;
+mod admin;
+mod bucket;
+mod cost;
+mod counters;
+mod engine;
+mod faults;
+mod fixture;
+mod http;
+mod oauth;
+mod resolvers;
+mod schema;
+mod server;
+mod state;
+mod subs;
+pub mod topics;
+mod versions;
+
+pub use bucket::ThrottleStatus;
+pub use counters::Counters;
+pub use faults::Fault;
+pub use fixture::{AppFixture, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
+pub use subs::SimSubscription;
+pub use versions::{ApiVersion, DEFAULT_URI_SINCE, DEFAULT_VERSIONS};
+
+use axum::Router;
+use axum::routing::post;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How a simulator instance behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Listen address; the default `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    /// Accept `http://` and loopback/private subscription addresses, which
+    /// Shopify rejects; for local receivers in tests and demos.
+    pub allow_insecure_addresses: bool,
+    /// Added to every shop request (not to `/_sim`).
+    pub latency: Duration,
+    /// Cost bucket size per shop.
+    pub bucket_size: f64,
+    /// Cost points restored per second (100 = Standard plan).
+    pub restore_rate: f64,
+    /// Shops and app credentials loaded at start.
+    pub fixture: Fixture,
+    /// Versions served (`YYYY-MM` or `unstable`); older requests fall forward
+    /// to the oldest of these.
+    pub api_versions: Vec<String>,
+    /// `apiVersion.handle` of subscriptions: Shopify sets the payload version
+    /// per app, not per subscription.
+    pub webhook_api_version: String,
+    /// First version whose schema has `uri` instead of `callbackUrl` /
+    /// `endpoint` (default 2025-10; earlier adoption is unconfirmed).
+    pub uri_since: String,
+    /// HTTP status of a `THROTTLED` answer. Shopify's is unconfirmed (200 or
+    /// 429), so the default 200 can be switched to test both paths.
+    pub throttled_http_status: u16,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allow_insecure_addresses: false,
+            latency: Duration::ZERO,
+            bucket_size: 1000.0,
+            restore_rate: 100.0,
+            fixture: Fixture::default(),
+            api_versions: DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect(),
+            webhook_api_version: "2025-07".into(),
+            uri_since: versions::DEFAULT_URI_SINCE.into(),
+            throttled_http_status: 200,
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, msg.into())
+}
+
+/// Starts a simulator and returns once it accepts connections.
+///
+/// Fails on an unusable configuration (bad versions, invalid fixture,
+/// non-positive bucket) or if the address cannot be bound.
+pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
+    if !(cfg.bucket_size > 0.0 && cfg.restore_rate > 0.0) {
+        return Err(invalid("bucket size and restore rate must be positive"));
+    }
+    cfg.fixture.validate().map_err(invalid)?;
+    if cfg.throttled_http_status != 200 && !(400..600).contains(&cfg.throttled_http_status) {
+        return Err(invalid(
+            "throttled_http_status must be 200 or an error status (400-599)",
+        ));
+    }
+    let versions =
+        versions::VersionTable::with_uri_since(&cfg.api_versions, &cfg.uri_since).map_err(invalid)?;
+    let schemas = schema::Schemas::build(&versions).map_err(invalid)?;
+    let state = Arc::new(state::SimState::new(
+        cfg.allow_insecure_addresses,
+        cfg.latency,
+        cfg.bucket_size,
+        cfg.restore_rate,
+        cfg.webhook_api_version,
+        cfg.throttled_http_status,
+        versions,
+    ));
+    state.load(cfg.fixture);
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = Arc::new(http::App {
+        state: state.clone(),
+        schemas,
+    });
+    let router = Router::new()
+        .route("/{shop}/admin/api/{version}/graphql.json", post(http::graphql))
+        .route("/{shop}/admin/oauth/access_token", post(http::access_token))
+        .nest("/_sim", admin::routes())
+        .fallback(http::not_found)
+        .with_state(app);
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(server::serve(listener, router, rx));
+    Ok(Sim {
+        addr,
+        state,
+        shutdown: Arc::new(tx),
+        task: Arc::new(Mutex::new(Some(task))),
+    })
+}
+
+/// A handle on a running simulator; clones share it. The server stops on
+/// [`Sim::shutdown`] or when the last handle is dropped.
+#[derive(Clone)]
+pub struct Sim {
+    addr: SocketAddr,
+    state: Arc<state::SimState>,
+    shutdown: Arc<watch::Sender<bool>>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The operator's `--shopify-base-url` template: `http://ADDR/{shop}`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/{{shop}}", self.addr)
+    }
+
+    /// Root of the admin API: `http://ADDR/_sim`.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}/_sim", self.addr)
+    }
+
+    /// The GraphQL endpoint of one shop at one version.
+    pub fn graphql_url(&self, shop: &str, version: &str) -> String {
+        format!("http://{}/{shop}/admin/api/{version}/graphql.json", self.addr)
+    }
+
+    /// Adds or replaces shops (and the app credentials, if given). Entries
+    /// that [`Fixture::validate`] would refuse are skipped with a warning.
+    pub fn load(&self, fixture: Fixture) {
+        self.state.load(fixture);
+    }
+
+    /// The shop's subscriptions, ordered by id (empty for unknown shops).
+    pub fn subscriptions(&self, shop: &str) -> Vec<SimSubscription> {
+        self.state.subscriptions(shop)
+    }
+
+    /// The shop's counters since the last reset.
+    pub fn counters(&self, shop: &str) -> Counters {
+        self.state.counters(shop)
+    }
+
+    /// Counters of every shop that received requests.
+    pub fn all_counters(&self) -> BTreeMap<String, Counters> {
+        self.state.all_counters()
+    }
+
+    /// Zeroes all counters.
+    pub fn reset_counters(&self) {
+        self.state.reset_counters();
+    }
+
+    /// Arms a fault (or applies it at once, for `DrainBucket`).
+    pub fn inject(&self, fault: Fault) {
+        self.state.inject(fault);
+    }
+
+    /// Disarms every pending fault.
+    pub fn clear_faults(&self) {
+        self.state.clear_faults();
+    }
+
+    /// Sets the latency added to each shop request.
+    pub fn set_latency(&self, d: Duration) {
+        self.state.set_latency(d);
+    }
+
+    /// Revokes all tokens of the shop (as an uninstall does): they answer 401.
+    pub fn revoke_token(&self, shop: &str) {
+        self.state.revoke(shop);
+    }
+
+    /// Expires all access tokens of the shop now; refresh tokens stay valid.
+    pub fn expire_access_tokens(&self, shop: &str) {
+        self.state.expire_access_tokens(shop);
+    }
+
+    /// Issues a single-use OAuth authorization code for the shop, with the
+    /// given scopes or the shop's fixture scopes; `None` for unknown shops.
+    pub fn issue_code(&self, shop: &str, scopes: Option<Vec<String>>) -> Option<String> {
+        self.state.issue_code(shop, scopes)
+    }
+
+    /// The shop's bucket as the next response would report it.
+    pub fn throttle_status(&self, shop: &str) -> ThrottleStatus {
+        self.state.bucket_status(shop)
+    }
+
+    /// Deletes a subscription behind the client's back, as Shopify does after
+    /// 8 failed deliveries. `id` may be the gid or its numeric part.
+    pub fn delete_subscription(&self, shop: &str, id: &str) -> bool {
+        subs::parse_gid(id).is_some_and(|n| self.state.remove_subscription(shop, n))
+    }
+
+    /// Adds a subscription without the API's checks (duplicates and insecure
+    /// addresses allowed), to create drift; returns its gid.
+    ///
+    /// # Panics
+    /// On an unknown shop, topic or format: that is a bug in the test.
+    pub fn add_subscription(&self, shop: &str, topic_enum: &str, address: &str, format: &str) -> String {
+        self.add_subscription_with(
+            shop,
+            SubscriptionFixture {
+                topic: topic_enum.into(),
+                address: address.into(),
+                format: Some(format.into()),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Like [`Sim::add_subscription`], with every field of the fixture form
+    /// (`includeFields`, `metafieldNamespaces`, `filter`).
+    ///
+    /// # Panics
+    /// On an unknown shop, topic or format.
+    pub fn add_subscription_with(&self, shop: &str, sub: SubscriptionFixture) -> String {
+        self.state.add_subscription(shop, &sub).unwrap_or_else(|| {
+            panic!(
+                "add_subscription: unknown shop {shop:?}, topic {:?} or format {:?}",
+                sub.topic, sub.format
+            )
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish briefly, and waits for
+    /// the server task.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The simulator's shared state: shops, their subscriptions and buckets,
+//! counters, armed faults and OAuth codes, behind one mutex that is never
+//! held across an `.await` (the subscription rules are in `subs.rs`, the
+//! token rules in `oauth.rs`).
+
+use super::bucket::{Bucket, ThrottleStatus};
+use super::counters::Counters;
+use super::faults::{self, Armed, Effect, Fault};
+use super::fixture::{AppFixture, Fixture, ShopFixture, SubscriptionFixture, parse_format};
+use super::oauth::{AccessToken, CodeGrant, RefreshToken};
+use super::subs::Sub;
+use super::topics;
+use super::versions::VersionTable;
+use chrono::Utc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub(crate) struct Shop {
+    pub name: String,
+    pub plan: String,
+    pub access: HashMap<String, AccessToken>,
+    pub refresh: HashMap<String, RefreshToken>,
+    pub subs: BTreeMap<u64, Sub>,
+    pub bucket: Bucket,
+    /// Scopes OAuth-issued tokens get: the union of the fixture tokens' scopes.
+    pub scopes: Vec<String>,
+}
+
+pub(crate) struct Inner {
+    pub shops: HashMap<String, Shop>,
+    pub counters: HashMap<String, Counters>,
+    pub faults: Vec<Armed>,
+    pub app: Option<AppFixture>,
+    pub codes: HashMap<String, CodeGrant>,
+    next_sub_id: u64,
+}
+
+/// Everything the server task and the [`super::Sim`] handles share.
+pub(crate) struct SimState {
+    inner: Mutex<Inner>,
+    latency_us: AtomicU64,
+    pub allow_insecure: bool,
+    pub bucket_size: f64,
+    pub restore_rate: f64,
+    pub webhook_api_version: String,
+    pub throttled_http_status: u16,
+    pub versions: VersionTable,
+}
+
+/// Shop keys are domains compared case-insensitively, like DNS names.
+pub(crate) fn shop_key(shop: &str) -> String {
+    shop.to_ascii_lowercase()
+}
+
+impl Inner {
+    /// Subscription ids increase globally, across shops, like Shopify's.
+    pub fn next_sub_id(&mut self) -> u64 {
+        let id = self.next_sub_id;
+        self.next_sub_id += 1;
+        id
+    }
+}
+
+impl SimState {
+    pub fn new(
+        allow_insecure: bool,
+        latency: Duration,
+        bucket_size: f64,
+        restore_rate: f64,
+        webhook_api_version: String,
+        throttled_http_status: u16,
+        versions: VersionTable,
+    ) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                shops: HashMap::new(),
+                counters: HashMap::new(),
+                faults: Vec::new(),
+                app: None,
+                codes: HashMap::new(),
+                next_sub_id: 1,
+            }),
+            latency_us: AtomicU64::new(latency.as_micros() as u64),
+            allow_insecure,
+            bucket_size,
+            restore_rate,
+            webhook_api_version,
+            throttled_http_status,
+            versions,
+        }
+    }
+
+    /// A poisoned lock only means a test panicked mid-request; the data is
+    /// still consistent enough for a simulator.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn latency(&self) -> Duration {
+        Duration::from_micros(self.latency_us.load(Ordering::Relaxed))
+    }
+
+    pub fn set_latency(&self, d: Duration) {
+        self.latency_us.store(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Adds or replaces shops. Entries the fixture validation would refuse
+    /// are skipped with a warning, so a bad entry cannot take a server down.
+    pub fn load(&self, fixture: Fixture) {
+        let mut g = self.lock();
+        if let Some(app) = fixture.app {
+            g.app = Some(app);
+        }
+        for shop in fixture.shops {
+            let key = shop_key(&shop.domain);
+            let built = self.build_shop(&mut g, shop);
+            g.shops.insert(key, built);
+        }
+    }
+
+    fn build_shop(&self, g: &mut Inner, f: ShopFixture) -> Shop {
+        let now = Instant::now();
+        let mut shop = Shop {
+            name: f
+                .name
+                .clone()
+                .unwrap_or_else(|| f.domain.split('.').next().unwrap_or(&f.domain).to_string()),
+            plan: f.plan.clone().unwrap_or_else(|| "Basic".into()),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            subs: BTreeMap::new(),
+            bucket: Bucket::new(self.bucket_size, self.restore_rate, now),
+            scopes: Vec::new(),
+        };
+        for t in f.tokens {
+            for s in &t.scopes {
+                if !shop.scopes.contains(s) {
+                    shop.scopes.push(s.clone());
+                }
+            }
+            let expires_at = t.expires_in_seconds.map(|s| now + Duration::from_secs(s));
+            if let Some(rt) = &t.refresh_token {
+                shop.refresh
+                    .insert(rt.clone(), RefreshToken::new(t.scopes.clone(), now, None));
+            }
+            shop.access
+                .insert(t.access_token, AccessToken::new(t.scopes, expires_at, Vec::new()));
+        }
+        for s in f.subscriptions {
+            match self.sub_from_fixture(g, &s) {
+                Some(sub) => {
+                    shop.subs.insert(sub.id, sub);
+                }
+                None => {
+                    tracing::warn!(shop = %f.domain, topic = %s.topic, "skipping invalid fixture subscription")
+                }
+            }
+        }
+        shop
+    }
+
+    pub(crate) fn sub_from_fixture(&self, g: &mut Inner, s: &SubscriptionFixture) -> Option<Sub> {
+        let topic = topics::lookup_enum(&s.topic)?;
+        let format = match &s.format {
+            Some(f) => parse_format(f)?,
+            None => "JSON",
+        };
+        let now = Utc::now();
+        Some(Sub {
+            id: g.next_sub_id(),
+            topic,
+            address: s.address.clone(),
+            format,
+            include_fields: s.include_fields.clone(),
+            metafield_namespaces: s.metafield_namespaces.clone(),
+            filter: s.filter.clone(),
+            created_at: now,
+            updated_at: now,
+            api_version: self.webhook_api_version.clone(),
+        })
+    }
+
+    /// Updates one shop's counters (created on first use, also for shops
+    /// that do not exist, so a test can see requests to a wrong domain).
+    pub fn count(&self, shop: &str, f: impl FnOnce(&mut Counters)) {
+        let mut g = self.lock();
+        f(g.counters.entry(shop_key(shop)).or_default());
+    }
+
+    pub fn counters(&self, shop: &str) -> Counters {
+        self.lock()
+            .counters
+            .get(&shop_key(shop))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn all_counters(&self) -> BTreeMap<String, Counters> {
+        self.lock()
+            .counters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn reset_counters(&self) {
+        self.lock().counters.clear();
+    }
+
+    pub fn shop_exists(&self, shop: &str) -> bool {
+        self.lock().shops.contains_key(&shop_key(shop))
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        let mut g = self.lock();
+        if let Fault::DrainBucket { shop } = &fault {
+            if let Some(s) = g.shops.get_mut(&shop_key(shop)) {
+                s.bucket.drain(Instant::now());
+            }
+            return;
+        }
+        if let Some(armed) = Armed::from_fault(&fault) {
+            g.faults.push(armed);
+        }
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub fn take_fault(&self, shop: &str) -> Option<Effect> {
+        faults::take(&mut self.lock().faults, &shop_key(shop))
+    }
+
+    /// Takes `cost` from the shop's bucket (`Err` = throttled, nothing taken).
+    pub fn bucket_take(&self, shop: &str, cost: u64) -> Result<ThrottleStatus, ThrottleStatus> {
+        let mut g = self.lock();
+        let s = g
+            .shops
+            .get_mut(&shop_key(shop))
+            .ok_or_else(|| self.empty_status())?;
+        s.bucket.try_take(cost as f64, Instant::now())
+    }
+
+    pub fn bucket_refund(&self, shop: &str, points: u64) -> ThrottleStatus {
+        let mut g = self.lock();
+        match g.shops.get_mut(&shop_key(shop)) {
+            Some(s) => s.bucket.refund(points as f64, Instant::now()),
+            None => self.empty_status(),
+        }
+    }
+
+    pub fn bucket_status(&self, shop: &str) -> ThrottleStatus {
+        let mut g = self.lock();
+        match g.shops.get_mut(&shop_key(shop)) {
+            Some(s) => s.bucket.status_at(Instant::now()),
+            None => self.empty_status(),
+        }
+    }
+
+    /// The largest cost a single query may request.
+    pub fn max_query_cost(&self) -> u64 {
+        // Shopify's single-query limit is 1000; a smaller bucket could never
+        // pay for more than its size either.
+        self.bucket_size.min(1000.0) as u64
+    }
+
+    fn empty_status(&self) -> ThrottleStatus {
+        Bucket::new(self.bucket_size, self.restore_rate, Instant::now()).status_at(Instant::now())
+    }
+
+    pub fn shop_info(&self, shop: &str) -> Option<(String, String)> {
+        self.lock()
+            .shops
+            .get(&shop_key(shop))
+            .map(|s| (s.name.clone(), s.plan.clone()))
+    }
+}

@@ -1,0 +1,428 @@
+//! Webhook subscriptions: the records, and the rules the GraphQL
+//! resolvers and the admin API share — topic + address uniqueness, address
+//! checks, partial updates, and Relay-style pagination ordered by id.
+
+use super::address;
+use super::fixture::SubscriptionFixture;
+use super::state::{SimState, shop_key};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+/// A webhook subscription as the simulator holds it (admin view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimSubscription {
+    /// `gid://shopify/WebhookSubscription/N`.
+    pub id: String,
+    /// Enum form, e.g. `ORDERS_CREATE`.
+    pub topic: String,
+    /// The delivery address (`callbackUrl` / `uri`).
+    pub address: String,
+    /// `JSON` or `XML`.
+    pub format: String,
+    /// `includeFields`.
+    pub include_fields: Vec<String>,
+    /// `metafieldNamespaces`.
+    pub metafield_namespaces: Vec<String>,
+    /// `filter`.
+    pub filter: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Prefix of subscription global ids.
+pub(crate) const GID_PREFIX: &str = "gid://shopify/WebhookSubscription/";
+
+/// Accepts a full gid or its numeric part.
+pub(crate) fn parse_gid(id: &str) -> Option<u64> {
+    id.strip_prefix(GID_PREFIX).unwrap_or(id).parse().ok()
+}
+
+/// A subscription record.
+#[derive(Debug, Clone)]
+pub(crate) struct Sub {
+    pub id: u64,
+    /// Enum name.
+    pub topic: &'static str,
+    pub address: String,
+    pub format: &'static str,
+    pub include_fields: Vec<String>,
+    pub metafield_namespaces: Vec<String>,
+    pub filter: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub api_version: String,
+}
+
+impl Sub {
+    pub fn gid(&self) -> String {
+        format!("{GID_PREFIX}{}", self.id)
+    }
+
+    fn public(&self) -> SimSubscription {
+        SimSubscription {
+            id: self.gid(),
+            topic: self.topic.to_string(),
+            address: self.address.clone(),
+            format: self.format.to_string(),
+            include_fields: self.include_fields.clone(),
+            metafield_namespaces: self.metafield_namespaces.clone(),
+            filter: self.filter.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A `userErrors` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UserError {
+    pub field: Option<Vec<String>>,
+    pub message: String,
+}
+
+impl UserError {
+    fn new(field: &[&str], message: &str) -> Self {
+        Self {
+            field: Some(field.iter().map(|s| s.to_string()).collect()),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// The fields of a `WebhookSubscriptionInput`; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SubInput {
+    pub address: Option<String>,
+    /// `callbackUrl` or `uri`: where address errors point.
+    pub address_field: &'static str,
+    pub format: Option<&'static str>,
+    pub include_fields: Option<Vec<String>>,
+    pub metafield_namespaces: Option<Vec<String>>,
+    pub filter: Option<Option<String>>,
+}
+
+/// Filters and window of a `webhookSubscriptions` query.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListQuery {
+    pub topics: Option<Vec<String>>,
+    pub format: Option<String>,
+    pub address: Option<String>,
+    pub first: Option<usize>,
+    pub last: Option<usize>,
+    pub after: Option<u64>,
+    pub before: Option<u64>,
+    pub reverse: bool,
+}
+
+/// One page of subscriptions.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Page {
+    pub items: Vec<Sub>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+impl SimState {
+    pub fn subscriptions(&self, shop: &str) -> Vec<SimSubscription> {
+        self.lock()
+            .shops
+            .get(&shop_key(shop))
+            .map(|s| s.subs.values().map(Sub::public).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn get_sub(&self, shop: &str, id: u64) -> Option<Sub> {
+        self.lock().shops.get(&shop_key(shop))?.subs.get(&id).cloned()
+    }
+
+    /// Adds a subscription bypassing the API rules (duplicates allowed), for
+    /// tests that need drift. `None` if the shop, topic or format is unknown.
+    pub fn add_subscription(&self, shop: &str, fixture: &SubscriptionFixture) -> Option<String> {
+        let mut g = self.lock();
+        if !g.shops.contains_key(&shop_key(shop)) {
+            return None;
+        }
+        let sub = self.sub_from_fixture(&mut g, fixture)?;
+        let gid = sub.gid();
+        g.shops.get_mut(&shop_key(shop))?.subs.insert(sub.id, sub);
+        Some(gid)
+    }
+
+    pub fn remove_subscription(&self, shop: &str, id: u64) -> bool {
+        let mut g = self.lock();
+        g.shops
+            .get_mut(&shop_key(shop))
+            .is_some_and(|s| s.subs.remove(&id).is_some())
+    }
+
+    pub fn list(&self, shop: &str, q: &ListQuery) -> Page {
+        let g = self.lock();
+        let Some(s) = g.shops.get(&shop_key(shop)) else {
+            return Page::default();
+        };
+        let mut items: Vec<&Sub> = s
+            .subs
+            .values()
+            .filter(|sub| q.topics.as_ref().is_none_or(|t| t.iter().any(|t| t == sub.topic)))
+            .filter(|sub| q.format.as_deref().is_none_or(|f| f == sub.format))
+            .filter(|sub| q.address.as_deref().is_none_or(|a| a == sub.address))
+            .collect();
+        if q.reverse {
+            items.reverse();
+        }
+        // Positions relative to a cursor id in the current order.
+        let beyond = |sub: &Sub, id: u64| if q.reverse { sub.id < id } else { sub.id > id };
+        let start = q
+            .after
+            .map(|id| items.iter().position(|s| beyond(s, id)).unwrap_or(items.len()))
+            .unwrap_or(0);
+        let end = q
+            .before
+            .map(|id| {
+                items
+                    .iter()
+                    .position(|s| beyond(s, id) || s.id == id)
+                    .unwrap_or(items.len())
+            })
+            .unwrap_or(items.len())
+            .max(start);
+        let mut window = &items[start..end];
+        let mut has_next = end < items.len();
+        let mut has_previous = start > 0;
+        if let Some(n) = q.first
+            && window.len() > n
+        {
+            window = &window[..n];
+            has_next = true;
+        }
+        if let Some(n) = q.last
+            && window.len() > n
+        {
+            window = &window[window.len() - n..];
+            has_previous = true;
+        }
+        Page {
+            items: window.iter().map(|s| (*s).clone()).collect(),
+            has_next,
+            has_previous,
+        }
+    }
+
+    fn check_address(
+        &self,
+        subs: &BTreeMap<u64, Sub>,
+        topic: &str,
+        address: &str,
+        field: &'static str,
+        except: Option<u64>,
+    ) -> Result<(), UserError> {
+        let path = ["webhookSubscription", field];
+        address::check(address, self.allow_insecure).map_err(|m| UserError::new(&path, m))?;
+        let taken = subs
+            .values()
+            .any(|s| Some(s.id) != except && s.topic == topic && s.address == address);
+        if taken {
+            return Err(UserError::new(
+                &path,
+                "Address for this topic has already been taken",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn create(&self, shop: &str, topic: &'static str, input: SubInput) -> Result<Sub, Vec<UserError>> {
+        let mut g = self.lock();
+        let key = shop_key(shop);
+        let s = g.shops.get(&key).ok_or_else(Vec::new)?;
+        let address = input.address.unwrap_or_default();
+        self.check_address(&s.subs, topic, &address, input.address_field, None)
+            .map_err(|e| vec![e])?;
+        let now = Utc::now();
+        let sub = Sub {
+            id: g.next_sub_id(),
+            topic,
+            address,
+            format: input.format.unwrap_or("JSON"),
+            include_fields: input.include_fields.unwrap_or_default(),
+            metafield_namespaces: input.metafield_namespaces.unwrap_or_default(),
+            filter: input.filter.flatten(),
+            created_at: now,
+            updated_at: now,
+            api_version: self.webhook_api_version.clone(),
+        };
+        g.shops
+            .get_mut(&key)
+            .expect("checked above")
+            .subs
+            .insert(sub.id, sub.clone());
+        Ok(sub)
+    }
+
+    pub fn update(&self, shop: &str, id: u64, input: SubInput) -> Result<Sub, Vec<UserError>> {
+        let mut g = self.lock();
+        let s = g.shops.get_mut(&shop_key(shop)).ok_or_else(Vec::new)?;
+        let Some(current) = s.subs.get(&id) else {
+            return Err(vec![UserError::new(
+                &["id"],
+                "Webhook subscription does not exist",
+            )]);
+        };
+        if let Some(address) = &input.address
+            && *address != current.address
+        {
+            self.check_address(&s.subs, current.topic, address, input.address_field, Some(id))
+                .map_err(|e| vec![e])?;
+        }
+        let sub = s.subs.get_mut(&id).expect("checked above");
+        if let Some(a) = input.address {
+            sub.address = a;
+        }
+        if let Some(f) = input.format {
+            sub.format = f;
+        }
+        if let Some(v) = input.include_fields {
+            sub.include_fields = v;
+        }
+        if let Some(v) = input.metafield_namespaces {
+            sub.metafield_namespaces = v;
+        }
+        if let Some(v) = input.filter {
+            sub.filter = v;
+        }
+        sub.updated_at = Utc::now();
+        Ok(sub.clone())
+    }
+
+    pub fn delete(&self, shop: &str, id: u64) -> Result<(), Vec<UserError>> {
+        if self.remove_subscription(shop, id) {
+            Ok(())
+        } else {
+            Err(vec![UserError::new(
+                &["id"],
+                "Webhook subscription does not exist",
+            )])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::fixture::{Fixture, ShopFixture};
+    use crate::sim::versions::{DEFAULT_VERSIONS, VersionTable};
+    use std::time::Duration;
+
+    fn state() -> SimState {
+        let s = SimState::new(
+            false,
+            Duration::ZERO,
+            1000.0,
+            100.0,
+            "2025-07".into(),
+            200,
+            VersionTable::new(DEFAULT_VERSIONS).unwrap(),
+        );
+        s.load(Fixture {
+            shops: vec![ShopFixture {
+                domain: "a.myshopify.com".into(),
+                ..Default::default()
+            }],
+            app: None,
+        });
+        s
+    }
+
+    fn input(addr: &str) -> SubInput {
+        SubInput {
+            address: Some(addr.into()),
+            address_field: "callbackUrl",
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn same_topic_and_address_is_taken_but_other_topics_are_fine() {
+        let s = state();
+        s.create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/h"))
+            .unwrap();
+        let err = s
+            .create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/h"))
+            .unwrap_err();
+        assert_eq!(err[0].message, "Address for this topic has already been taken");
+        assert_eq!(
+            err[0].field.as_deref().unwrap(),
+            ["webhookSubscription", "callbackUrl"]
+        );
+        s.create("A.MYSHOPIFY.COM", "ORDERS_UPDATED", input("https://x.example/h"))
+            .unwrap();
+        s.create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/h2"))
+            .unwrap();
+        assert_eq!(s.subscriptions("a.myshopify.com").len(), 3);
+    }
+
+    #[test]
+    fn update_keeps_unset_fields_and_checks_the_new_address() {
+        let s = state();
+        let a = s
+            .create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/a"))
+            .unwrap();
+        s.create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/b"))
+            .unwrap();
+        let err = s
+            .update("a.myshopify.com", a.id, input("https://x.example/b"))
+            .unwrap_err();
+        assert_eq!(err[0].message, "Address for this topic has already been taken");
+        let mut only_format = SubInput {
+            format: Some("XML"),
+            ..Default::default()
+        };
+        only_format.address_field = "callbackUrl";
+        let u = s.update("a.myshopify.com", a.id, only_format).unwrap();
+        assert_eq!((u.address.as_str(), u.format), ("https://x.example/a", "XML"));
+        let err = s
+            .update("a.myshopify.com", 999, input("https://x.example/c"))
+            .unwrap_err();
+        assert_eq!(err[0].field.as_deref().unwrap(), ["id"]);
+    }
+
+    #[test]
+    fn pagination_windows_follow_relay_rules() {
+        let s = state();
+        for i in 0..10 {
+            s.create(
+                "a.myshopify.com",
+                "ORDERS_CREATE",
+                input(&format!("https://x.example/{i}")),
+            )
+            .unwrap();
+        }
+        let q = |f: fn(&mut ListQuery)| {
+            let mut q = ListQuery::default();
+            f(&mut q);
+            s.list("a.myshopify.com", &q)
+        };
+        let p = q(|q| q.first = Some(4));
+        assert_eq!(p.items.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert!(p.has_next && !p.has_previous);
+        let p = q(|q| {
+            q.first = Some(4);
+            q.after = Some(8);
+        });
+        assert_eq!(p.items.iter().map(|s| s.id).collect::<Vec<_>>(), [9, 10]);
+        assert!(!p.has_next && p.has_previous);
+        let p = q(|q| {
+            q.last = Some(2);
+            q.before = Some(5);
+        });
+        assert_eq!(p.items.iter().map(|s| s.id).collect::<Vec<_>>(), [3, 4]);
+        assert!(p.has_next && p.has_previous);
+        let p = q(|q| {
+            q.first = Some(3);
+            q.reverse = true;
+        });
+        assert_eq!(p.items.iter().map(|s| s.id).collect::<Vec<_>>(), [10, 9, 8]);
+    }
+}

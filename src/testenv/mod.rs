@@ -1,0 +1,550 @@
+//! A real, local Kubernetes control plane for tests and the demo: etcd +
+//! kube-apiserver (+ optionally kube-controller-manager) started on loopback
+//! with random ports and a temporary folder, in the spirit of
+//! controller-runtime's envtest. Touches the local network only.
+//!
+//! The binaries come from `hack/control-plane.sh` (built from pinned Go
+//! modules, cached by version); they are found through `KUBEBUILDER_ASSETS`
+//! or the script's cache folder.
+//!
+//! Child processes are started from one long-lived thread with
+//! `PR_SET_PDEATHSIG`, so they die with the test process even when a test
+//! panics or the harness is killed: Linux sends the signal when the *thread*
+//! that forked them exits, and test threads come and go.
+
+mod certs;
+mod process;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, CustomResourceExt};
+
+pub use certs::Authority;
+pub use process::{Supervised, spawn_supervised};
+
+use crate::crd::ShopifyShop;
+
+/// Errors of the test environment; messages say what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum TestEnvError {
+    /// The control-plane binaries are not where we looked.
+    #[error(
+        "control-plane binaries not found in {0}: run `hack/control-plane.sh` (or set KUBEBUILDER_ASSETS)"
+    )]
+    BinariesMissing(PathBuf),
+    /// A process could not be started or stopped early.
+    #[error("{name} failed: {message} (log: {log})")]
+    Process {
+        /// Which process.
+        name: String,
+        /// What happened.
+        message: String,
+        /// Its log file.
+        log: PathBuf,
+    },
+    /// Filesystem trouble.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Certificate generation failed.
+    #[error("certificates: {0}")]
+    Certs(#[from] rcgen::Error),
+    /// Talking to the apiserver failed.
+    #[error("kube: {0}")]
+    Kube(#[from] kube::Error),
+    /// A kubeconfig could not be built.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// Something did not happen before its deadline.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, String),
+}
+
+type Result<T, E = TestEnvError> = std::result::Result<T, E>;
+
+/// What to start besides etcd and kube-apiserver.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Also run kube-controller-manager with only the garbage-collector and
+    /// namespace controllers (owner references and namespace deletion).
+    pub controller_manager: bool,
+}
+
+/// A running control plane. Dropping it stops the processes and removes the
+/// folder; a static one is cleaned up by `PR_SET_PDEATHSIG` at exit and by
+/// the next run's sweep of stale folders.
+pub struct ControlPlane {
+    /// `https://127.0.0.1:PORT`.
+    pub server: String,
+    /// Root folder: certificates, data, logs, kubeconfigs.
+    pub dir: PathBuf,
+    authority: Authority,
+    admin_kubeconfig: PathBuf,
+    processes: Mutex<Vec<Supervised>>,
+    etcd_url: String,
+    assets: PathBuf,
+    apiserver_port: u16,
+    options: Options,
+}
+
+/// The folder holding `etcd`, `kube-apiserver` and `kube-controller-manager`:
+/// `KUBEBUILDER_ASSETS` if set, else the cache folder `hack/control-plane.sh`
+/// builds into.
+pub fn assets_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
+        return PathBuf::from(dir);
+    }
+    let root = std::env::var_os("SHOPIFY_OPERATOR_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("shopify-operator")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/shopify-operator")))
+        .unwrap_or_else(|| PathBuf::from("/tmp/shopify-operator-cache"));
+    let versions = include_str!("../../hack/versions.env");
+    let get = |key: &str| {
+        versions
+            .lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+            .unwrap_or("unknown")
+            .trim()
+            .to_string()
+    };
+    root.join("control-plane").join(format!(
+        "k8s-{}_etcd-{}",
+        get("KUBERNETES_VERSION"),
+        get("ETCD_VERSION")
+    ))
+}
+
+/// The kubectl built with the control plane (same version), else the one
+/// on `PATH`.
+pub fn kubectl() -> PathBuf {
+    let built = assets_dir().join("kubectl");
+    if built.is_file() {
+        built
+    } else {
+        PathBuf::from("kubectl")
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Removes folders of earlier runs whose process is gone (a static control
+/// plane is never dropped, so its folder outlives it).
+fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_string_lossy()
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver (and the controller manager if asked),
+    /// waits until the apiserver is ready and installs the ShopifyShop CRD.
+    pub async fn start(options: Options) -> Result<Self> {
+        let assets = assets_dir();
+        for bin in ["etcd", "kube-apiserver"] {
+            if !assets.join(bin).is_file() {
+                return Err(TestEnvError::BinariesMissing(assets));
+            }
+        }
+        let base = std::env::temp_dir().join("shopify-operator-testenv");
+        std::fs::create_dir_all(&base)?;
+        sweep_stale(&base);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", std::process::id()))
+            .tempdir_in(&base)?
+            .keep();
+
+        let authority = Authority::new()?;
+        authority.write_serving(&dir, &["localhost".into(), "127.0.0.1".into()])?;
+        authority.write_service_account_key(&dir)?;
+        std::fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)?;
+
+        let started = Instant::now();
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let apiserver_port = free_port()?;
+        let server = format!("https://127.0.0.1:{apiserver_port}");
+        let admin_kubeconfig = dir.join("admin.kubeconfig");
+        std::fs::write(
+            &admin_kubeconfig,
+            authority.kubeconfig(&server, "admin", &["system:masters"])?,
+        )?;
+
+        let cp = ControlPlane {
+            server,
+            dir: dir.clone(),
+            authority,
+            admin_kubeconfig,
+            processes: Mutex::new(Vec::new()),
+            etcd_url,
+            assets,
+            apiserver_port,
+            options,
+        };
+        cp.start_etcd(peer_port)?;
+        cp.start_apiserver()?;
+        cp.wait_ready(Duration::from_secs(90)).await?;
+        if cp.options.controller_manager {
+            cp.start_controller_manager()?;
+        }
+        cp.install_crd().await?;
+        tracing::info!(server = %cp.server, elapsed = ?started.elapsed(), "control plane ready");
+        Ok(cp)
+    }
+
+    fn start_etcd(&self, peer_port: u16) -> Result<()> {
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let mut cmd = std::process::Command::new(self.assets.join("etcd"));
+        cmd.arg(format!("--data-dir={}", self.dir.join("etcd").display()))
+            .arg(format!("--listen-client-urls={}", self.etcd_url))
+            .arg(format!("--advertise-client-urls={}", self.etcd_url))
+            .arg(format!("--listen-peer-urls={peer}"))
+            .arg(format!("--initial-advertise-peer-urls={peer}"))
+            .arg(format!("--initial-cluster=default={peer}"))
+            .arg("--unsafe-no-fsync=true")
+            .arg("--log-level=warn");
+        self.spawn("etcd", cmd)
+    }
+
+    fn apiserver_command(&self) -> std::process::Command {
+        let d = &self.dir;
+        let mut cmd = std::process::Command::new(self.assets.join("kube-apiserver"));
+        cmd.arg(format!("--etcd-servers={}", self.etcd_url))
+            .arg(format!("--secure-port={}", self.apiserver_port))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            .arg(format!("--cert-dir={}", d.display()))
+            .arg(format!("--tls-cert-file={}", d.join("serving.crt").display()))
+            .arg(format!(
+                "--tls-private-key-file={}",
+                d.join("serving.key").display()
+            ))
+            .arg(format!("--client-ca-file={}", d.join("ca.crt").display()))
+            .arg("--authorization-mode=RBAC")
+            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            .arg("--allow-privileged=true")
+            .arg(format!("--service-account-issuer={}", self.server))
+            .arg(format!(
+                "--service-account-key-file={}",
+                d.join("sa.pub").display()
+            ))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                d.join("sa.key").display()
+            ))
+            // No token controller runs, so the admission plugin that waits
+            // for ServiceAccount tokens would reject every Pod (envtest does
+            // the same).
+            .arg("--disable-admission-plugins=ServiceAccount")
+            // The apiserver must not advertise itself as the `kubernetes`
+            // Service endpoint: loopback addresses are refused there.
+            .arg("--endpoint-reconciler-type=none")
+            .arg("--enable-priority-and-fairness=false")
+            .arg(format!(
+                "--audit-policy-file={}",
+                d.join("audit-policy.yaml").display()
+            ))
+            .arg(format!("--audit-log-path={}", d.join("audit.log").display()))
+            .arg("--audit-log-format=json")
+            .arg("--audit-log-mode=blocking")
+            .arg("--profiling=false")
+            .arg("--v=1");
+        cmd
+    }
+
+    fn start_apiserver(&self) -> Result<()> {
+        let cmd = self.apiserver_command();
+        self.spawn("kube-apiserver", cmd)
+    }
+
+    fn start_controller_manager(&self) -> Result<()> {
+        let bin = self.assets.join("kube-controller-manager");
+        if !bin.is_file() {
+            return Err(TestEnvError::BinariesMissing(self.assets.clone()));
+        }
+        let port = free_port()?;
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg(format!("--kubeconfig={}", self.admin_kubeconfig.display()))
+            .arg("--controllers=garbage-collector-controller,namespace-controller")
+            .arg("--leader-elect=false")
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--secure-port={port}"))
+            .arg(format!("--cert-dir={}", self.dir.join("kcm").display()))
+            .arg("--concurrent-gc-syncs=5")
+            .arg("--v=1");
+        self.spawn("kube-controller-manager", cmd)
+    }
+
+    fn spawn(&self, name: &str, mut cmd: std::process::Command) -> Result<()> {
+        let log = self.dir.join(format!("{name}.log"));
+        let child = spawn_supervised(name, &mut cmd, &log)?;
+        self.processes.lock().expect("process list").push(child);
+        Ok(())
+    }
+
+    /// Stops and starts kube-apiserver (same port, same etcd): watches break
+    /// and must recover on their own.
+    pub async fn restart_apiserver(&self) -> Result<()> {
+        {
+            let mut procs = self.processes.lock().expect("process list");
+            if let Some(p) = procs.iter_mut().find(|p| p.name == "kube-apiserver") {
+                p.kill();
+            }
+            procs.retain(|p| p.name != "kube-apiserver");
+        }
+        self.start_apiserver()?;
+        self.wait_ready(Duration::from_secs(90)).await
+    }
+
+    async fn wait_ready(&self, deadline: Duration) -> Result<()> {
+        let started = Instant::now();
+        let client = self.admin_client().await?;
+        loop {
+            for p in self.processes.lock().expect("process list").iter_mut() {
+                if let Some(status) = p.exited() {
+                    return Err(TestEnvError::Process {
+                        name: p.name.clone(),
+                        message: format!("exited with {status}: {}", p.log_tail(20)),
+                        log: p.log.clone(),
+                    });
+                }
+            }
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("static request");
+            if let Ok(body) = client.request_text(req).await
+                && body.trim() == "ok"
+            {
+                return Ok(());
+            }
+            if started.elapsed() > deadline {
+                return Err(TestEnvError::Timeout(deadline, "kube-apiserver /readyz".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Applies the CRD (as `shopify-operator crd` prints it) and waits until
+    /// it is Established.
+    pub async fn install_crd(&self) -> Result<()> {
+        let client = self.admin_client().await?;
+        let crds: Api<CustomResourceDefinition> = Api::all(client);
+        let crd = ShopifyShop::crd();
+        let name = crd.metadata.name.clone().expect("CRD has a name");
+        crds.patch(&name, &PatchParams::apply("testenv").force(), &Patch::Apply(&crd))
+            .await?;
+        let cond = kube::runtime::wait::conditions::is_crd_established();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            kube::runtime::wait::await_condition(crds, &name, cond),
+        )
+        .await
+        .map_err(|_| TestEnvError::Timeout(Duration::from_secs(30), "CRD established".into()))?
+        .map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Path of a kubeconfig for the admin (group `system:masters`), for
+    /// kubectl and operator processes.
+    pub fn admin_kubeconfig(&self) -> &Path {
+        &self.admin_kubeconfig
+    }
+
+    /// A client authenticated as the admin. Create one per test: a client
+    /// belongs to the tokio runtime it was made on.
+    pub async fn admin_client(&self) -> Result<Client> {
+        client_from_kubeconfig(&std::fs::read_to_string(&self.admin_kubeconfig)?).await
+    }
+
+    /// A kubeconfig (YAML) for any user and groups, via a client certificate
+    /// signed by the cluster CA — for RBAC tests.
+    pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<String> {
+        self.authority.kubeconfig(&self.server, user, groups)
+    }
+
+    /// A client authenticated as `user` in `groups`.
+    pub async fn user_client(&self, user: &str, groups: &[&str]) -> Result<Client> {
+        client_from_kubeconfig(&self.user_kubeconfig(user, groups)?).await
+    }
+
+    /// A kubeconfig for a ServiceAccount, with a token from the TokenRequest
+    /// API (the ServiceAccount is created if missing).
+    pub async fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> Result<String> {
+        let client = self.admin_client().await?;
+        let sas: Api<ServiceAccount> = Api::namespaced(client, namespace);
+        let sa = ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match sas.create(&PostParams::default(), &sa).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let req = k8s_openapi::api::authentication::v1::TokenRequest {
+            spec: Some(k8s_openapi::api::authentication::v1::TokenRequestSpec {
+                audiences: Some(vec![self.server.clone()]),
+                expiration_seconds: Some(3600),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let token = sas
+            .create_token_request(name, &PostParams::default(), &req)
+            .await?
+            .status
+            .and_then(|s| s.token)
+            .ok_or_else(|| TestEnvError::Kubeconfig("TokenRequest returned no token".into()))?;
+        Ok(self
+            .authority
+            .token_kubeconfig(&self.server, &format!("{namespace}-{name}"), &token))
+    }
+
+    /// Creates a namespace with a unique name starting with `prefix`.
+    pub async fn namespace(&self, prefix: &str) -> Result<String> {
+        let client = self.admin_client().await?;
+        let nss: Api<Namespace> = Api::all(client);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{prefix}-")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let created = nss.create(&PostParams::default(), &ns).await?;
+        Ok(created
+            .metadata
+            .name
+            .expect("apiserver names generated namespaces"))
+    }
+
+    /// Stops every process; the folder is kept for its logs when
+    /// `KEEP_TESTENV` is set.
+    pub fn stop(&self) {
+        for p in self.processes.lock().expect("process list").iter_mut() {
+            p.kill();
+        }
+        if std::env::var_os("KEEP_TESTENV").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Builds a client from kubeconfig YAML.
+pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client> {
+    let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
+    config.read_timeout = Some(Duration::from_secs(60));
+    Ok(Client::try_from(config)?)
+}
+
+/// Every write (by anyone) at Metadata level, nothing else: tests count an
+/// identity's writes from this log, e.g. "zero writes per steady resync".
+const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: Metadata
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: None
+"#;
+
+/// One write request, from the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditWrite {
+    /// `create`, `update`, `patch`, `delete`…
+    pub verb: String,
+    /// Resource plural (`shopifyshops`, `events`, `jobs`).
+    pub resource: String,
+    /// Subresource (`status`), if any.
+    pub subresource: Option<String>,
+    /// Namespace, if any.
+    pub namespace: Option<String>,
+    /// Object name, if any.
+    pub name: Option<String>,
+    /// HTTP status code of the response.
+    pub code: Option<i64>,
+}
+
+impl ControlPlane {
+    /// Writes made so far by `user` (the identity of a kubeconfig from
+    /// [`ControlPlane::user_kubeconfig`]), in order, from the audit log.
+    pub fn audit_writes(&self, user: &str) -> Vec<AuditWrite> {
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["stage"] == "ResponseComplete" && e["user"]["username"] == user)
+            .map(|e| {
+                let r = &e["objectRef"];
+                let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+                AuditWrite {
+                    verb: e["verb"].as_str().unwrap_or_default().to_string(),
+                    resource: r["resource"].as_str().unwrap_or_default().to_string(),
+                    subresource: s(&r["subresource"]),
+                    namespace: s(&r["namespace"]),
+                    name: s(&r["name"]),
+                    code: e["responseStatus"]["code"].as_i64(),
+                }
+            })
+            .collect()
+    }
+
+    /// Writes a kubeconfig file for `user` (group `system:masters`) and
+    /// returns its path: the identity an operator process runs as, so its
+    /// writes can be told apart in the audit log.
+    pub fn write_user_kubeconfig(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let path = self.dir.join(format!("{user}.kubeconfig"));
+        std::fs::write(&path, self.user_kubeconfig(user, groups)?)?;
+        Ok(path)
+    }
+}
+
+static SHARED: tokio::sync::OnceCell<ControlPlane> = tokio::sync::OnceCell::const_new();
+
+/// The control plane shared by every test of one test binary, started on
+/// first use (with the controller manager, so owner references and
+/// namespace deletion behave as in a cluster).
+pub async fn shared() -> &'static ControlPlane {
+    SHARED
+        .get_or_init(|| async {
+            ControlPlane::start(Options {
+                controller_manager: true,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("starting the test control plane: {e}"))
+        })
+        .await
+}

@@ -1,0 +1,228 @@
+//! Shared set-up of the end-to-end tests: the shared control plane, an
+//! in-process shopify-sim, and a real `shopify-operator run` process per
+//! test, watching only that test's namespace as its own user (so the audit
+//! log tells its writes apart).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use shopify_operator::crd::ShopifyShop;
+use shopify_operator::sim::{self, Fixture, Sim, SimConfig};
+use shopify_operator::testenv::{self, ControlPlane, Supervised};
+
+/// Waits until `check` returns `Some`, polling, up to `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One test's world.
+pub struct Env {
+    pub cp: &'static ControlPlane,
+    pub sim: Sim,
+    pub ns: String,
+    pub client: Client,
+    pub user: String,
+    pub operator: Option<Supervised>,
+    operator_args: Vec<(String, String)>,
+}
+
+/// The seed fixture (`examples/sim-seed.yaml`).
+pub fn seed_fixture() -> Fixture {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim-seed.yaml"))
+        .expect("examples/sim-seed.yaml");
+    serde_norway::from_str(&text).expect("seed fixture parses")
+}
+
+impl Env {
+    /// Control plane + namespace + simulator; the operator is started by
+    /// [`Env::start_operator`].
+    pub async fn new(prefix: &str, fixture: Fixture) -> Env {
+        let cp = testenv::shared().await;
+        let ns = cp.namespace(prefix).await.expect("namespace");
+        let sim = sim::start(SimConfig {
+            fixture,
+            ..Default::default()
+        })
+        .await
+        .expect("simulator starts");
+        let client = cp.admin_client().await.expect("admin client");
+        Env {
+            cp,
+            sim,
+            user: format!("operator-{ns}"),
+            ns,
+            client,
+            operator: None,
+            operator_args: Vec::new(),
+        }
+    }
+
+    /// Starts `shopify-operator run` with a fast resync.
+    pub fn start_operator(&mut self, resync: &str) {
+        let kubeconfig = self
+            .cp
+            .write_user_kubeconfig(&self.user, &["system:masters"])
+            .expect("kubeconfig");
+        let log = self.cp.dir.join(format!("operator-{}.log", self.ns));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shopify-operator"));
+        cmd.arg("run")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("SHOPIFY_BASE_URL", self.sim.base_url())
+            .env("RESYNC_INTERVAL", resync)
+            .env("WATCH_NAMESPACE", &self.ns)
+            .env("SHOPIFY_REQUEST_TIMEOUT", "2s")
+            .env("RUST_LOG", "info,shopify_operator=debug");
+        for (k, v) in &self.operator_args {
+            cmd.env(k, v);
+        }
+        self.operator =
+            Some(testenv::spawn_supervised("shopify-operator", &mut cmd, &log).expect("operator starts"));
+    }
+
+    /// The operator's log so far.
+    pub fn operator_log(&self) -> String {
+        self.operator
+            .as_ref()
+            .map(|o| std::fs::read_to_string(&o.log).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.operator.as_ref().map(|o| o.log.clone()).unwrap_or_default()
+    }
+
+    pub fn shops(&self) -> Api<ShopifyShop> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    pub async fn token_secret(&self, name: &str, token: &str) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        let s: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "stringData": {"access-token": token}
+        }))
+        .unwrap();
+        secrets
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("create secret");
+    }
+
+    pub async fn ingress(&self, name: &str, host: &str) {
+        let ingresses: Api<Ingress> = Api::namespaced(self.client.clone(), &self.ns);
+        let i: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "oms", "port": {"number": 80}}}}]}}]}
+        }))
+        .unwrap();
+        ingresses
+            .create(&PostParams::default(), &i)
+            .await
+            .expect("create ingress");
+    }
+
+    pub async fn create_shop(&self, name: &str, spec: serde_json::Value) {
+        let shop: ShopifyShop = serde_json::from_value(json!({
+            "apiVersion": "shopify-operator.dev/v1alpha1",
+            "kind": "ShopifyShop",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .expect("valid ShopifyShop");
+        self.shops()
+            .create(&PostParams::default(), &shop)
+            .await
+            .expect("create shop");
+    }
+
+    /// The condition `type_` of shop `name`: (status, reason, message).
+    pub async fn condition(&self, name: &str, type_: &str) -> Option<(String, String, String)> {
+        let shop = self.shops().get(name).await.ok()?;
+        let status = shop.status?;
+        if status.observed_generation != shop.metadata.generation {
+            return None;
+        }
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status, c.reason, c.message))
+    }
+
+    /// Waits until `type_` has `status` (and `reason`, if given).
+    pub async fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>) {
+        let what = format!(
+            "{name} {type_}={status} {reason:?} (operator log: {})",
+            self.log_path().display()
+        );
+        wait_for(&what, Duration::from_secs(60), || async {
+            let (s, r, _) = self.condition(name, type_).await?;
+            (s == status && reason.is_none_or(|want| want == r)).then_some(())
+        })
+        .await
+    }
+
+    /// Writes of the operator so far (from the audit log).
+    pub fn operator_writes(&self) -> Vec<testenv::AuditWrite> {
+        self.cp.audit_writes(&self.user)
+    }
+
+    /// Events about shop `name` with `reason`.
+    pub async fn events(&self, name: &str, reason: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), &self.ns);
+        api.list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                    && e.reason.as_deref() == Some(reason)
+            })
+            .collect()
+    }
+
+    pub fn name_of(shop: &ShopifyShop) -> String {
+        shop.name_any()
+    }
+}
+
+/// A ShopifyShop spec for `domain` with `topics`, pointed at an Ingress or
+/// a host.
+pub fn spec(domain: &str, secret: &str, endpoint: serde_json::Value, topics: &[&str]) -> serde_json::Value {
+    json!({
+        "domain": domain,
+        "token": {"secretRef": {"name": secret}},
+        "webhooks": {"endpoint": endpoint, "topics": topics},
+    })
+}
+
+/// Metadata helper.
+pub fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
