@@ -61,7 +61,7 @@ fn addr(host: &str, topic: &str) -> String {
     format!("https://{host}/webhooks/{}", topic.replace('/', "_"))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_cutover_at_the_same_host_is_a_no_op_and_steady_state_writes_nothing() {
     let fixture = seed_fixture();
     let mut env = Env::new("seed", fixture.clone()).await;
@@ -147,7 +147,7 @@ async fn seed_cutover_at_the_same_host_is_a_no_op_and_steady_state_writes_nothin
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingress_host_change_repoints_referencing_shops_only() {
     let topics = [
         "orders/create",
@@ -273,7 +273,7 @@ async fn ingress_host_change_repoints_referencing_shops_only() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_subscription_is_recreated_at_resync_with_a_warning_event() {
     let topics = ["orders/create", "app/uninstalled"];
     let subs: Vec<(String, String)> = topics.iter().map(|t| (t.to_string(), addr(HOST, t))).collect();
@@ -313,7 +313,7 @@ async fn deleted_subscription_is_recreated_at_resync_with_a_warning_event() {
     assert_eq!(env.sim.counters(domain).mutations, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_problems_are_conditions_and_a_new_token_is_picked_up() {
     let domain = "token-shop.myshopify.com";
     let mut env = Env::new("token", one_shop(domain, "shpat_first", &[])).await;
@@ -385,7 +385,7 @@ async fn token_problems_are_conditions_and_a_new_token_is_picked_up() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_reports_drift_and_changes_nothing() {
     let domain = "observe-shop.myshopify.com";
     let subs = [("orders/create", addr("old.popsockets.com", "orders/create"))];
@@ -429,7 +429,7 @@ async fn observe_reports_drift_and_changes_nothing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_and_foreign_subscriptions_are_deleted_only_with_prune() {
     let domain = "prune-shop.myshopify.com";
     let subs = [
@@ -482,7 +482,7 @@ async fn duplicates_and_foreign_subscriptions_are_deleted_only_with_prune() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_policies_and_namespace_deletion() {
     let topics = ["orders/create", "products/update"];
     let mut fixture = one_shop("keep-shop.myshopify.com", "shpat_keep", &[]);
@@ -564,7 +564,7 @@ async fn deletion_policies_and_namespace_deletion() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_through_throttling_5xx_and_applied_then_timed_out_mutations() {
     let topics = [
         "orders/create",
@@ -612,4 +612,54 @@ async fn converges_through_throttling_5xx_and_applied_then_timed_out_mutations()
     .await;
     env.wait_condition("shop", "Ready", "True", None).await;
     assert_eq!(env.sim.subscriptions(domain).len(), topics.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_wait_is_never_satisfied_by_a_stale_generation() {
+    let domain = "wait-shop.myshopify.com";
+    let mut env = Env::new("wait", one_shop(domain, "shpat_wait", &[])).await;
+    env.token_secret("tok", "shpat_wait").await;
+    env.create_shop(
+        "shop",
+        spec(domain, "tok", json!({"host": HOST}), &["orders/create"]),
+    )
+    .await;
+    env.start_operator("5m");
+    let (kubeconfig, ns) = (env.cp.admin_kubeconfig().to_path_buf(), env.ns.clone());
+    // Async: the simulator runs on this test's runtime and must keep
+    // serving while kubectl waits.
+    let wait = |timeout: &str| {
+        tokio::process::Command::new(shopify_operator::testenv::kubectl())
+            .env("KUBECONFIG", &kubeconfig)
+            .args([
+                "wait",
+                "--for=condition=Ready",
+                "shopifyshop/shop",
+                "-n",
+                &ns,
+                &format!("--timeout={timeout}"),
+            ])
+            .output()
+    };
+    let out = wait("60s").await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The operator stops; the spec changes: Ready=True is now about an old
+    // generation, and kubectl wait must not take it.
+    env.operator.take().unwrap().kill();
+    let patch = json!({"spec": {"webhooks": {"topics": ["orders/create", "orders/updated"]}}});
+    env.shops()
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let out = wait("3s").await.unwrap();
+    assert!(
+        !out.status.success(),
+        "kubectl wait was satisfied by a stale Ready"
+    );
+
+    env.start_operator("5m");
+    let out = wait("60s").await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.sim.subscriptions(domain).len(), 2);
 }

@@ -38,7 +38,10 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn new(start: Timestamp) -> Self {
-        ManualClock { now: Mutex::new(start), jumps: watch::channel(0).0 }
+        ManualClock {
+            now: Mutex::new(start),
+            jumps: watch::channel(0).0,
+        }
     }
 
     /// Sets the time and wakes the controller.

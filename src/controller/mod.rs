@@ -71,7 +71,12 @@ pub struct Settings {
 impl Settings {
     /// Defaults for tests and the demo.
     pub fn with_resync(resync_interval: Duration) -> Self {
-        Settings { resync_interval, concurrency: 16, namespace: None, sync_failure_threshold: 3 }
+        Settings {
+            resync_interval,
+            concurrency: 16,
+            namespace: None,
+            sync_failure_threshold: 3,
+        }
     }
 }
 
@@ -88,31 +93,51 @@ pub struct Metrics {
     pub status_writes: AtomicU64,
 }
 
-/// Token checks already done, by shop uid and a fingerprint of the token, so
-/// a resync of an unchanged shop costs one list request and nothing more.
-/// In memory only: the fingerprint never leaves the process.
+/// Token checks already done, by shop uid, generation and a fingerprint of
+/// the token, so a resync of an unchanged shop costs one list request and
+/// nothing more (the list fails with 401 too when the token is revoked). A
+/// spec change re-checks. In memory only: the fingerprint never leaves the
+/// process.
 #[derive(Default)]
-pub struct TokenChecks(Mutex<HashMap<String, ([u8; 32], TokenInfo)>>);
+pub struct TokenChecks(Mutex<HashMap<String, TokenCheck>>);
+
+struct TokenCheck {
+    fingerprint: [u8; 32],
+    generation: Option<i64>,
+    at: std::time::Instant,
+    info: TokenInfo,
+}
 
 impl TokenChecks {
     fn fingerprint(token: &AccessToken) -> [u8; 32] {
         Sha256::digest(token.expose().as_bytes()).into()
     }
 
-    /// The cached check for this shop if it was made with this token.
-    pub fn get(&self, uid: &str, token: &AccessToken) -> Option<TokenInfo> {
+    /// The cached check for this shop, if made with this token for this
+    /// generation less than `max_age` ago.
+    pub fn get(&self, shop: &ShopifyShop, token: &AccessToken, max_age: Duration) -> Option<TokenInfo> {
         let map = self.0.lock().expect("token cache");
-        map.get(uid)
-            .filter(|(f, _)| *f == Self::fingerprint(token))
-            .map(|(_, i)| i.clone())
+        map.get(&shop.uid().unwrap_or_default())
+            .filter(|c| {
+                c.fingerprint == Self::fingerprint(token)
+                    && c.generation == shop.metadata.generation
+                    && c.at.elapsed() < max_age
+            })
+            .map(|c| c.info.clone())
     }
 
     /// Remembers a successful check.
-    pub fn put(&self, uid: &str, token: &AccessToken, info: TokenInfo) {
+    pub fn put(&self, shop: &ShopifyShop, token: &AccessToken, info: TokenInfo) {
+        let check = TokenCheck {
+            fingerprint: Self::fingerprint(token),
+            generation: shop.metadata.generation,
+            at: std::time::Instant::now(),
+            info,
+        };
         self.0
             .lock()
             .expect("token cache")
-            .insert(uid.to_string(), (Self::fingerprint(token), info));
+            .insert(shop.uid().unwrap_or_default(), check);
     }
 
     /// Forgets the shop's check (401, a token for another shop).
@@ -277,16 +302,18 @@ fn next_status(
 fn outcome_from_status(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
     let status = shop.status.as_ref()?;
     let cond = |type_: &'static str| {
-        status.conditions.iter().find(|c| c.type_ == type_ && c.observed_generation == shop.metadata.generation).map(
-            |c| {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_ && c.observed_generation == shop.metadata.generation)
+            .map(|c| {
                 let st = match c.status.as_str() {
                     "True" => Status::True,
                     "False" => Status::False,
                     _ => Status::Unknown,
                 };
                 Cond::new(type_, st, &c.reason, c.message.clone())
-            },
-        )
+            })
     };
     Some(webhooks::Outcome {
         token: cond(TOKEN_VALID)?,
@@ -567,8 +594,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     if let Some(jumps) = ctx.clock.jumps() {
         // A manual clock (tests) jumped: reconcile every shop, as real
         // time passing would through the requeues.
-        let ticks =
-            futures::stream::unfold(jumps, |mut rx| async move { rx.changed().await.ok().map(|()| ((), rx)) });
+        let ticks = futures::stream::unfold(jumps, |mut rx| async move {
+            rx.changed().await.ok().map(|()| ((), rx))
+        });
         controller = controller.reconcile_all_on(ticks);
     }
     let ingress_store = store.clone();

@@ -107,11 +107,18 @@ pub async fn reconcile(
 
     // 1. The token: checked with Shopify once per token value (cached by
     //    fingerprint), so a steady resync costs one list request only.
-    let info = match ctx.token_checks.get(&uid, token) {
+    // Without webhooks no list request re-validates the token, so the check
+    // itself is repeated every resync interval.
+    let max_age = if shop.spec.webhooks.is_some() {
+        Duration::MAX
+    } else {
+        ctx.settings.resync_interval
+    };
+    let info = match ctx.token_checks.get(shop, token, max_age) {
         Some(info) => info,
         None => match ctx.shopify.token_info(domain, version, token).await {
             Ok(info) => {
-                ctx.token_checks.put(&uid, token, info.clone());
+                ctx.token_checks.put(shop, token, info.clone());
                 info
             }
             Err(e) => {

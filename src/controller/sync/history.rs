@@ -42,7 +42,10 @@ pub fn fold(previous: &SyncStatus, jobs: &[&JobView]) -> SyncStatus {
             _ => {}
         }
     }
-    next.active_jobs = jobs.iter().filter(|j| j.state == JobState::Running && !j.deleting).count() as i32;
+    next.active_jobs = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Running && !j.deleting)
+        .count() as i32;
     if let Some(newest) = jobs.iter().map(|j| j.scheduled_at).max()
         && ts(&next.last_schedule_time).is_none_or(|t| newest > t)
     {
@@ -54,9 +57,15 @@ pub fn fold(previous: &SyncStatus, jobs: &[&JobView]) -> SyncStatus {
 /// Finished Jobs beyond the history limits, oldest first.
 pub fn to_prune<'a>(jobs: &[&'a JobView], success_limit: i32, failed_limit: i32) -> Vec<&'a JobView> {
     let mut out = Vec::new();
-    for (state, limit) in [(JobState::Succeeded, success_limit), (JobState::Failed, failed_limit)] {
-        let mut of_state: Vec<&JobView> =
-            jobs.iter().copied().filter(|j| j.state == state && !j.deleting).collect();
+    for (state, limit) in [
+        (JobState::Succeeded, success_limit),
+        (JobState::Failed, failed_limit),
+    ] {
+        let mut of_state: Vec<&JobView> = jobs
+            .iter()
+            .copied()
+            .filter(|j| j.state == state && !j.deleting)
+            .collect();
         of_state.sort_by_key(|j| std::cmp::Reverse(j.scheduled_at));
         out.extend(of_state.into_iter().skip(limit.max(0) as usize));
     }
@@ -80,18 +89,37 @@ mod tests {
 
     #[test]
     fn success_resets_failures_and_sets_since() {
-        let jobs = [job(0, JobState::Failed), job(15, JobState::Succeeded), job(30, JobState::Running)];
+        let jobs = [
+            job(0, JobState::Failed),
+            job(15, JobState::Succeeded),
+            job(30, JobState::Running),
+        ];
         let refs: Vec<&JobView> = jobs.iter().collect();
-        let s = fold(&SyncStatus { name: "orders".into(), ..Default::default() }, &refs);
-        assert_eq!(s.last_successful_time, Some(Time("2026-11-26T10:15:00Z".parse().unwrap())));
+        let s = fold(
+            &SyncStatus {
+                name: "orders".into(),
+                ..Default::default()
+            },
+            &refs,
+        );
+        assert_eq!(
+            s.last_successful_time,
+            Some(Time("2026-11-26T10:15:00Z".parse().unwrap()))
+        );
         assert_eq!(s.consecutive_failures, 0);
         assert_eq!(s.active_jobs, 1);
-        assert_eq!(s.last_schedule_time, Some(Time("2026-11-26T10:30:00Z".parse().unwrap())));
+        assert_eq!(
+            s.last_schedule_time,
+            Some(Time("2026-11-26T10:30:00Z".parse().unwrap()))
+        );
     }
 
     #[test]
     fn failures_count_once_across_pruning() {
-        let mut s = SyncStatus { name: "orders".into(), ..Default::default() };
+        let mut s = SyncStatus {
+            name: "orders".into(),
+            ..Default::default()
+        };
         // Each reconcile sees only the newest failed Job (history limit 1).
         for minute in [0, 15, 30] {
             let j = [job(minute, JobState::Failed)];
@@ -109,7 +137,16 @@ mod tests {
     #[test]
     fn prune_keeps_the_newest() {
         let jobs: Vec<JobView> = (0..5)
-            .map(|i| job(i * 10, if i % 2 == 0 { JobState::Succeeded } else { JobState::Failed }))
+            .map(|i| {
+                job(
+                    i * 10,
+                    if i % 2 == 0 {
+                        JobState::Succeeded
+                    } else {
+                        JobState::Failed
+                    },
+                )
+            })
             .chain([job(55, JobState::Running)])
             .collect();
         let refs: Vec<&JobView> = jobs.iter().collect();

@@ -80,7 +80,10 @@ pub fn build(i: &JobInputs<'_>) -> Result<Job, String> {
     if !template.is_object() {
         return Err("jobTemplate must be an object".into());
     }
-    let spec = template.get_mut("spec").filter(|s| s.is_object()).ok_or("jobTemplate.spec is missing")?;
+    let spec = template
+        .get_mut("spec")
+        .filter(|s| s.is_object())
+        .ok_or("jobTemplate.spec is missing")?;
     let pod = spec
         .pointer_mut("/template/spec")
         .filter(|s| s.is_object())
@@ -103,18 +106,29 @@ pub fn build(i: &JobInputs<'_>) -> Result<Job, String> {
     let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
     let mut containers = 0;
     for key in ["containers", "initContainers"] {
-        let Some(list) = pod.get_mut(key).and_then(Value::as_array_mut) else { continue };
+        let Some(list) = pod.get_mut(key).and_then(Value::as_array_mut) else {
+            continue;
+        };
         for c in list {
-            let Some(obj) = c.as_object_mut() else { return Err(format!("jobTemplate: {key} entries must be objects")) };
+            let Some(obj) = c.as_object_mut() else {
+                return Err(format!("jobTemplate: {key} entries must be objects"));
+            };
             let env_list = obj.entry("env").or_insert_with(|| json!([]));
-            let Some(env_list) = env_list.as_array_mut() else { return Err("jobTemplate: env must be a list".into()) };
+            let Some(env_list) = env_list.as_array_mut() else {
+                return Err("jobTemplate: env must be a list".into());
+            };
             // Ours win: a template value of the same name is replaced.
             env_list.retain(|e| e["name"].as_str().is_none_or(|n| !names.contains(&n)));
             env_list.extend(vars.iter().cloned());
             containers += 1;
         }
     }
-    if pod.get("containers").and_then(Value::as_array).is_none_or(|c| c.is_empty()) || containers == 0 {
+    if pod
+        .get("containers")
+        .and_then(Value::as_array)
+        .is_none_or(|c| c.is_empty())
+        || containers == 0
+    {
         return Err("jobTemplate.spec.template.spec.containers is empty".into());
     }
 
@@ -141,15 +155,26 @@ pub fn build(i: &JobInputs<'_>) -> Result<Job, String> {
         "controller": true,
         "blockOwnerDeletion": true,
     }]);
-    for k in ["namespace", "resourceVersion", "uid", "generateName", "creationTimestamp"] {
+    for k in [
+        "namespace",
+        "resourceVersion",
+        "uid",
+        "generateName",
+        "creationTimestamp",
+    ] {
         meta.as_object_mut().expect("object").remove(k);
     }
-    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": template["spec"].clone()});
+    let job =
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": template["spec"].clone()});
     serde_json::from_value(job).map_err(|e| format!("jobTemplate is not a valid Job: {e}"))
 }
 
 fn merge_map(obj: &mut Value, key: &str, add: &Value) {
-    let entry = obj.as_object_mut().expect("object").entry(key).or_insert_with(|| json!({}));
+    let entry = obj
+        .as_object_mut()
+        .expect("object")
+        .entry(key)
+        .or_insert_with(|| json!({}));
     if !entry.is_object() {
         *entry = json!({});
     }
@@ -163,7 +188,11 @@ fn merge_labels_in(meta: &mut Value, labels: &Value) {
 }
 
 fn merge_labels(pod_template: &mut Value, labels: &Value) {
-    let meta = pod_template.as_object_mut().expect("object").entry("metadata").or_insert_with(|| json!({}));
+    let meta = pod_template
+        .as_object_mut()
+        .expect("object")
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
     if !meta.is_object() {
         *meta = json!({});
     }
@@ -271,15 +300,26 @@ spec:
         assert_eq!(v["metadata"]["ownerReferences"][0]["controller"], true);
         assert_eq!(v["spec"]["template"]["metadata"]["labels"][SYNC_LABEL], "orders");
         assert_eq!(v["spec"]["template"]["spec"]["restartPolicy"], "Never");
-        let env = v["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        let env = v["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap();
         let get = |n: &str| env.iter().find(|e| e["name"] == n).cloned();
         assert_eq!(get("RAILS_ENV").unwrap()["value"], "production");
         assert_eq!(get("SHOPIFY_SYNC_NAME").unwrap()["value"], "orders");
         assert_eq!(env.iter().filter(|e| e["name"] == "SHOPIFY_SYNC_NAME").count(), 1);
-        assert_eq!(get("SHOPIFY_SYNC_SINCE").unwrap()["value"], "2026-11-26T10:00:00Z");
-        assert_eq!(get("SHOPIFY_SYNC_SCHEDULED_AT").unwrap()["value"], "2026-11-26T10:15:00Z");
+        assert_eq!(
+            get("SHOPIFY_SYNC_SINCE").unwrap()["value"],
+            "2026-11-26T10:00:00Z"
+        );
+        assert_eq!(
+            get("SHOPIFY_SYNC_SCHEDULED_AT").unwrap()["value"],
+            "2026-11-26T10:15:00Z"
+        );
         let token = get("SHOPIFY_ACCESS_TOKEN").unwrap();
-        assert!(token.get("value").is_none(), "the token value must never be in the Job");
+        assert!(
+            token.get("value").is_none(),
+            "the token value must never be in the Job"
+        );
         assert_eq!(token["valueFrom"]["secretKeyRef"]["name"], "online-shopify-token");
     }
 
@@ -287,7 +327,9 @@ spec:
     fn first_run_has_no_since() {
         let t = template();
         let v = serde_json::to_value(build(&inputs(&t, None)).unwrap()).unwrap();
-        let env = v["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        let env = v["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap();
         assert!(env.iter().all(|e| e["name"] != "SHOPIFY_SYNC_SINCE"));
     }
 
@@ -298,14 +340,24 @@ spec:
         let long = "x".repeat(200);
         let n = job_name(&long, "orders", at, None);
         assert!(n.len() <= 63, "{n}");
-        assert_ne!(job_name(&long, "orders", at, None), job_name(&long, "products", at, None));
-        assert_ne!(job_name("a", "b", at, Some("1")), job_name("a", "b", at, Some("2")));
+        assert_ne!(
+            job_name(&long, "orders", at, None),
+            job_name(&long, "products", at, None)
+        );
+        assert_ne!(
+            job_name("a", "b", at, Some("1")),
+            job_name("a", "b", at, Some("2"))
+        );
         assert!(job_name("a", "b", at, Some("1")).len() <= 63);
     }
 
     #[test]
     fn bad_templates_are_errors() {
-        for bad in [json!("x"), json!({}), json!({"spec": {"template": {"spec": {"containers": []}}}})] {
+        for bad in [
+            json!("x"),
+            json!({}),
+            json!({"spec": {"template": {"spec": {"containers": []}}}}),
+        ] {
             assert!(build(&inputs(&bad, None)).is_err(), "{bad}");
         }
     }

@@ -53,16 +53,29 @@ pub struct Outcome {
 /// Which syncs a trigger value names (`None`: all).
 pub fn trigger_targets(value: &str) -> Option<Vec<String>> {
     let (_, names) = value.split_once("name:")?;
-    let names: Vec<String> = names.split([',', ' ']).map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect();
+    let names: Vec<String> = names
+        .split([',', ' '])
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
     (!names.is_empty()).then_some(names)
 }
 
 /// Runs the sync duty for `shop`. `token_valid` gates new Jobs.
-pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bool) -> Result<Outcome, kube::Error> {
+pub async fn reconcile<'a>(
+    ctx: &Context,
+    shop: &'a ShopifyShop,
+    token_valid: bool,
+) -> Result<Outcome, kube::Error> {
     let status = shop.status.clone().unwrap_or_default();
     if shop.spec.sync.is_empty() {
         return Ok(Outcome {
-            cond: Cond::new(SYNC_HEALTHY, Status::True, "NotConfigured", "no syncs in spec.sync"),
+            cond: Cond::new(
+                SYNC_HEALTHY,
+                Status::True,
+                "NotConfigured",
+                "no syncs in spec.sync",
+            ),
             entries: Vec::new(),
             last_sync_time: None,
             trigger_handled: status.sync_now_handled.clone(),
@@ -74,16 +87,27 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
     let name = shop.name_any();
     let uid = shop.uid().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let listed = jobs_api.list(&ListParams::default().labels(&format!("{SHOP_LABEL}={name}"))).await?;
+    let listed = jobs_api
+        .list(&ListParams::default().labels(&format!("{SHOP_LABEL}={name}")))
+        .await?;
     let views: Vec<JobView> = listed
         .items
         .iter()
-        .filter(|j| j.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true)))
+        .filter(|j| {
+            j.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
         .filter_map(job::view)
         .collect();
 
     let now = ctx.clock.now();
-    let created = shop.metadata.creation_timestamp.as_ref().map(|t| t.0).unwrap_or(now);
+    let created = shop
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .unwrap_or(now);
     let observe = shop.spec.management_policy_or_default() == ManagementPolicy::Observe;
     let trigger: Option<&'a str> = shop
         .annotations()
@@ -112,7 +136,10 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
             .iter()
             .find(|s| s.name == spec.name)
             .cloned()
-            .unwrap_or_else(|| SyncStatus { name: spec.name.clone(), ..Default::default() });
+            .unwrap_or_else(|| SyncStatus {
+                name: spec.name.clone(),
+                ..Default::default()
+            });
         let mut entry = history::fold(&previous, &mine);
         let since = entry.last_successful_time.as_ref().map(|t| t.0);
         let inputs = |at: Timestamp, trig: Option<&'a str>| JobInputs {
@@ -136,7 +163,10 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
             }
         };
         let suspended = spec.suspend.unwrap_or(false);
-        let running: Vec<&&JobView> = mine.iter().filter(|j| j.state == JobState::Running && !j.deleting).collect();
+        let running: Vec<&&JobView> = mine
+            .iter()
+            .filter(|j| j.state == JobState::Running && !j.deleting)
+            .collect();
 
         if let Some(schedule) = &schedule {
             let decision = schedule::decide(
@@ -149,7 +179,15 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
                     running: running.len(),
                 },
             );
-            if let (Decision::Start { slot, replace_running }, true, false) = (&decision, can_start, suspended) {
+            if let (
+                Decision::Start {
+                    slot,
+                    replace_running,
+                },
+                true,
+                false,
+            ) = (&decision, can_start, suspended)
+            {
                 match job::build(&inputs(*slot, None)) {
                     Err(e) => invalid.push(format!("{}: {e}", spec.name)),
                     Ok(job) => {
@@ -167,7 +205,8 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
                             ));
                         }
                         entry.last_schedule_time = Some(Time(*slot));
-                        entry.active_jobs = running.len() as i32 + 1 - if *replace_running { running.len() as i32 } else { 0 };
+                        entry.active_jobs = running.len() as i32 + 1
+                            - if *replace_running { running.len() as i32 } else { 0 };
                     }
                 }
             }
@@ -177,7 +216,9 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
         }
 
         // A manual trigger runs even a sync whose schedule is invalid.
-        let targeted = targets.as_ref().is_some_and(|t| t.as_ref().is_none_or(|names| names.contains(&spec.name)));
+        let targeted = targets
+            .as_ref()
+            .is_some_and(|t| t.as_ref().is_none_or(|names| names.contains(&spec.name)));
         if targeted && can_start && !suspended {
             let value = trigger.unwrap_or_default();
             match job::build(&inputs(now, Some(value))) {
@@ -188,7 +229,11 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
                             EventType::Normal,
                             "SyncJobCreated",
                             "StartSync",
-                            format!("sync {} started Job {} (sync-now {value:?})", spec.name, job.name_any()),
+                            format!(
+                                "sync {} started Job {} (sync-now {value:?})",
+                                spec.name,
+                                job.name_any()
+                            ),
                         ));
                     }
                     entry.active_jobs += 1;
@@ -196,20 +241,31 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
             }
         }
 
-        let success_limit = spec.successful_jobs_history_limit.unwrap_or(history::DEFAULT_SUCCESS_LIMIT);
-        let failed_limit = spec.failed_jobs_history_limit.unwrap_or(history::DEFAULT_FAILED_LIMIT);
+        let success_limit = spec
+            .successful_jobs_history_limit
+            .unwrap_or(history::DEFAULT_SUCCESS_LIMIT);
+        let failed_limit = spec
+            .failed_jobs_history_limit
+            .unwrap_or(history::DEFAULT_FAILED_LIMIT);
         for j in history::to_prune(&mine, success_limit, failed_limit) {
             delete_job(&jobs_api, &j.name).await?;
         }
         if entry.consecutive_failures >= ctx.settings.sync_failure_threshold as i32 {
-            failing.push(format!("{} failed {} times in a row", spec.name, entry.consecutive_failures));
+            failing.push(format!(
+                "{} failed {} times in a row",
+                spec.name, entry.consecutive_failures
+            ));
         }
         out.entries.push(entry);
     }
     if trigger.is_some() && can_start {
         out.trigger_handled = trigger.map(str::to_string);
     }
-    out.last_sync_time = out.entries.iter().filter_map(|e| e.last_successful_time.clone()).max();
+    out.last_sync_time = out
+        .entries
+        .iter()
+        .filter_map(|e| e.last_successful_time.clone())
+        .max();
     out.wake = next_wake.map(|w| {
         let secs = w.duration_since(now).as_secs_f64().max(0.0);
         // Wake just past the slot, so `now` is inside it.
@@ -218,14 +274,29 @@ pub async fn reconcile<'a>(ctx: &Context, shop: &'a ShopifyShop, token_valid: bo
     out.cond = if !invalid.is_empty() {
         Cond::new(SYNC_HEALTHY, Status::False, "InvalidSchedule", invalid.join("; "))
     } else if !token_valid && !observe {
-        Cond::new(SYNC_HEALTHY, Status::False, "TokenInvalid", "no new sync Jobs while TokenValid is not True")
+        Cond::new(
+            SYNC_HEALTHY,
+            Status::False,
+            "TokenInvalid",
+            "no new sync Jobs while TokenValid is not True",
+        )
     } else if !failing.is_empty() {
         Cond::new(SYNC_HEALTHY, Status::False, "SyncFailing", failing.join("; "))
     } else if observe {
-        Cond::new(SYNC_HEALTHY, Status::True, "Observe", "managementPolicy Observe: no sync Jobs are started")
+        Cond::new(
+            SYNC_HEALTHY,
+            Status::True,
+            "Observe",
+            "managementPolicy Observe: no sync Jobs are started",
+        )
     } else {
-        let suspended: Vec<&str> =
-            shop.spec.sync.iter().filter(|s| s.suspend.unwrap_or(false)).map(|s| s.name.as_str()).collect();
+        let suspended: Vec<&str> = shop
+            .spec
+            .sync
+            .iter()
+            .filter(|s| s.suspend.unwrap_or(false))
+            .map(|s| s.name.as_str())
+            .collect();
         let msg = if suspended.is_empty() {
             format!("{} syncs scheduled", shop.spec.sync.len())
         } else {
@@ -247,7 +318,10 @@ async fn create_job(api: &Api<Job>, job: &Job) -> Result<bool, kube::Error> {
 }
 
 async fn delete_job(api: &Api<Job>, name: &str) -> Result<(), kube::Error> {
-    let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
     match api.delete(name, &dp).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),

@@ -39,13 +39,19 @@ impl Schedule {
     /// The most recent slot at or before `now`.
     pub fn latest_slot(&self, now: Timestamp) -> Option<Timestamp> {
         let z = now.to_zoned(self.tz.clone());
-        self.cron.find_previous_occurrence(&z, true).ok().map(|z| z.timestamp())
+        self.cron
+            .find_previous_occurrence(&z, true)
+            .ok()
+            .map(|z| z.timestamp())
     }
 
     /// The first slot after `now`.
     pub fn next_slot(&self, now: Timestamp) -> Option<Timestamp> {
         let z = now.to_zoned(self.tz.clone());
-        self.cron.find_next_occurrence(&z, false).ok().map(|z| z.timestamp())
+        self.cron
+            .find_next_occurrence(&z, false)
+            .ok()
+            .map(|z| z.timestamp())
     }
 }
 
@@ -87,7 +93,9 @@ pub struct Inputs<'a> {
 
 /// Decides whether a slot is due. Pure.
 pub fn decide(schedule: &Schedule, input: &Inputs<'_>) -> Decision {
-    let Some(slot) = schedule.latest_slot(input.now) else { return Decision::Wait };
+    let Some(slot) = schedule.latest_slot(input.now) else {
+        return Decision::Wait;
+    };
     let watermark = input.last_schedule.unwrap_or(input.created);
     if slot <= watermark {
         return Decision::Wait;
@@ -95,12 +103,24 @@ pub fn decide(schedule: &Schedule, input: &Inputs<'_>) -> Decision {
     if let Some(deadline) = input.spec.starting_deadline_seconds
         && input.now.duration_since(slot) > SignedDuration::from_secs(deadline)
     {
-        return Decision::Skip { slot, reason: "MissedStartingDeadline" };
+        return Decision::Skip {
+            slot,
+            reason: "MissedStartingDeadline",
+        };
     }
     match input.spec.concurrency_policy.unwrap_or_default() {
-        ConcurrencyPolicy::Forbid if input.running > 0 => Decision::Skip { slot, reason: "PreviousRunActive" },
-        ConcurrencyPolicy::Replace => Decision::Start { slot, replace_running: input.running > 0 },
-        _ => Decision::Start { slot, replace_running: false },
+        ConcurrencyPolicy::Forbid if input.running > 0 => Decision::Skip {
+            slot,
+            reason: "PreviousRunActive",
+        },
+        ConcurrencyPolicy::Replace => Decision::Start {
+            slot,
+            replace_running: input.running > 0,
+        },
+        _ => Decision::Start {
+            slot,
+            replace_running: false,
+        },
     }
 }
 
@@ -109,7 +129,8 @@ mod tests {
     use super::*;
 
     fn spec(schedule: &str) -> SyncSpec {
-        serde_json::from_value(serde_json::json!({"name": "orders", "schedule": schedule, "jobTemplate": {}})).unwrap()
+        serde_json::from_value(serde_json::json!({"name": "orders", "schedule": schedule, "jobTemplate": {}}))
+            .unwrap()
     }
 
     fn ts(s: &str) -> Timestamp {
@@ -117,19 +138,40 @@ mod tests {
     }
 
     fn input<'a>(spec: &'a SyncSpec, now: &str, last: Option<&str>) -> Inputs<'a> {
-        Inputs { spec, now: ts(now), last_schedule: last.map(ts), created: ts("2026-01-01T00:00:00Z"), running: 0 }
+        Inputs {
+            spec,
+            now: ts(now),
+            last_schedule: last.map(ts),
+            created: ts("2026-01-01T00:00:00Z"),
+            running: 0,
+        }
     }
 
     #[test]
     fn due_slot_starts_once() {
         let s = spec("*/15 * * * *");
         let sch = Schedule::parse(&s).unwrap();
-        let d = decide(&sch, &input(&s, "2026-11-26T10:16:00Z", Some("2026-11-26T10:00:00Z")));
-        assert_eq!(d, Decision::Start { slot: ts("2026-11-26T10:15:00Z"), replace_running: false });
+        let d = decide(
+            &sch,
+            &input(&s, "2026-11-26T10:16:00Z", Some("2026-11-26T10:00:00Z")),
+        );
+        assert_eq!(
+            d,
+            Decision::Start {
+                slot: ts("2026-11-26T10:15:00Z"),
+                replace_running: false
+            }
+        );
         // Once started (lastScheduleTime = the slot), nothing more in it.
-        let d = decide(&sch, &input(&s, "2026-11-26T10:29:59Z", Some("2026-11-26T10:15:00Z")));
+        let d = decide(
+            &sch,
+            &input(&s, "2026-11-26T10:29:59Z", Some("2026-11-26T10:15:00Z")),
+        );
         assert_eq!(d, Decision::Wait);
-        assert_eq!(sch.next_slot(ts("2026-11-26T10:16:00Z")), Some(ts("2026-11-26T10:30:00Z")));
+        assert_eq!(
+            sch.next_slot(ts("2026-11-26T10:16:00Z")),
+            Some(ts("2026-11-26T10:30:00Z"))
+        );
     }
 
     #[test]
@@ -137,12 +179,33 @@ mod tests {
         let mut s = spec("*/15 * * * *");
         let sch = Schedule::parse(&s).unwrap();
         // Down from 10:00 to 11:05: only the newest missed slot runs.
-        let d = decide(&sch, &input(&s, "2026-11-26T11:05:00Z", Some("2026-11-26T10:00:00Z")));
-        assert_eq!(d, Decision::Start { slot: ts("2026-11-26T11:00:00Z"), replace_running: false });
+        let d = decide(
+            &sch,
+            &input(&s, "2026-11-26T11:05:00Z", Some("2026-11-26T10:00:00Z")),
+        );
+        assert_eq!(
+            d,
+            Decision::Start {
+                slot: ts("2026-11-26T11:00:00Z"),
+                replace_running: false
+            }
+        );
         s.starting_deadline_seconds = Some(120);
-        let d = decide(&sch, &input(&s, "2026-11-26T11:05:00Z", Some("2026-11-26T10:00:00Z")));
-        assert_eq!(d, Decision::Skip { slot: ts("2026-11-26T11:00:00Z"), reason: "MissedStartingDeadline" });
-        let d = decide(&sch, &input(&s, "2026-11-26T11:01:00Z", Some("2026-11-26T10:00:00Z")));
+        let d = decide(
+            &sch,
+            &input(&s, "2026-11-26T11:05:00Z", Some("2026-11-26T10:00:00Z")),
+        );
+        assert_eq!(
+            d,
+            Decision::Skip {
+                slot: ts("2026-11-26T11:00:00Z"),
+                reason: "MissedStartingDeadline"
+            }
+        );
+        let d = decide(
+            &sch,
+            &input(&s, "2026-11-26T11:01:00Z", Some("2026-11-26T10:00:00Z")),
+        );
         assert!(matches!(d, Decision::Start { .. }));
     }
 
@@ -163,10 +226,31 @@ mod tests {
         allow.concurrency_policy = Some(ConcurrencyPolicy::Allow);
         let mut replace = forbid.clone();
         replace.concurrency_policy = Some(ConcurrencyPolicy::Replace);
-        let running = |s| Inputs { running: 1, ..input(s, "2026-11-26T10:05:30Z", Some("2026-11-26T10:00:00Z")) };
-        assert!(matches!(decide(&sch, &running(&forbid)), Decision::Skip { reason: "PreviousRunActive", .. }));
-        assert!(matches!(decide(&sch, &running(&allow)), Decision::Start { replace_running: false, .. }));
-        assert!(matches!(decide(&sch, &running(&replace)), Decision::Start { replace_running: true, .. }));
+        let running = |s| Inputs {
+            running: 1,
+            ..input(s, "2026-11-26T10:05:30Z", Some("2026-11-26T10:00:00Z"))
+        };
+        assert!(matches!(
+            decide(&sch, &running(&forbid)),
+            Decision::Skip {
+                reason: "PreviousRunActive",
+                ..
+            }
+        ));
+        assert!(matches!(
+            decide(&sch, &running(&allow)),
+            Decision::Start {
+                replace_running: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            decide(&sch, &running(&replace)),
+            Decision::Start {
+                replace_running: true,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -175,14 +259,27 @@ mod tests {
         s.time_zone = Some("Europe/Berlin".into());
         let sch = Schedule::parse(&s).unwrap();
         // 02:00 in Berlin is 01:00 UTC in winter.
-        assert_eq!(sch.next_slot(ts("2026-11-26T00:00:00Z")), Some(ts("2026-11-26T01:00:00Z")));
+        assert_eq!(
+            sch.next_slot(ts("2026-11-26T00:00:00Z")),
+            Some(ts("2026-11-26T01:00:00Z"))
+        );
         // ... and 00:00 UTC in summer.
-        assert_eq!(sch.next_slot(ts("2026-07-01T00:30:00Z")), Some(ts("2026-07-02T00:00:00Z")));
+        assert_eq!(
+            sch.next_slot(ts("2026-07-01T00:30:00Z")),
+            Some(ts("2026-07-02T00:00:00Z"))
+        );
     }
 
     #[test]
     fn invalid_input_is_an_error_not_a_panic() {
-        for bad in ["", "* * *", "61 * * * *", "*/0 * * * *", "0 0 * * * *", "not a cron"] {
+        for bad in [
+            "",
+            "* * *",
+            "61 * * * *",
+            "*/0 * * * *",
+            "0 0 * * * *",
+            "not a cron",
+        ] {
             assert!(Schedule::parse(&spec(bad)).is_err(), "{bad:?} accepted");
         }
         let mut s = spec("0 2 * * *");
