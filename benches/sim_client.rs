@@ -226,6 +226,36 @@ fn main() {
             }
         };
         report("10 creates + 10 deletes (2 docs)", &phase(concurrency.min(16), seconds, &client, batch).await);
+        // Client-side share of a listing: classify + parse one 100-item page,
+        // no network, to tell client cost from simulator cost.
+        let (data, _) = client
+            .graphql(
+                &shops[0].0,
+                "2025-10",
+                &AccessToken::new(shops[0].1.clone()),
+                &shopify_operator::shopify::graphql::list_document(
+                    shopify_operator::shopify::ApiVersion::new(2025, 10),
+                    250,
+                    None,
+                )
+                .query,
+                serde_json::json!({"first": 250, "after": null}),
+            )
+            .await
+            .expect("list page");
+        let body = serde_json::to_vec(&serde_json::json!({"data": data})).expect("body");
+        let started = Instant::now();
+        let mut parsed = 0u64;
+        while started.elapsed() < Duration::from_secs(1) && parsed < 1_000_000 {
+            let ok = shopify_operator::shopify::response::classify(200, None, &body).result.expect("ok");
+            parsed += shopify_operator::shopify::parse::parse_page(&ok).expect("page").subscriptions.len() as u64 / 100;
+        }
+        println!(
+            "{:<34} {:>9.0} pages/s (client CPU only, 1 core, {} bytes/page)",
+            "parse 100-sub page",
+            parsed as f64 / started.elapsed().as_secs_f64(),
+            body.len()
+        );
         let s = client.stats();
         println!("client totals: requests={} throttled={} transient={} retries={}", s.requests, s.throttled, s.transient_failures, s.retries);
     });

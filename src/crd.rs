@@ -29,6 +29,9 @@ pub const COMPLIANCE_TOPICS: [&str; 3] = ["customers/data_request", "customers/r
 
 /// Desired state of one Shopify shop: where its webhooks point, where its
 /// token lives, and which sync jobs run for it.
+// Clippy reads the repeated `type_` keys of separate printcolumn(...) groups
+// as one attribute list.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "shopify-operator.dev",

@@ -6,6 +6,8 @@
 
 pub mod controller;
 pub mod crd;
+pub mod http;
+pub mod metrics;
 pub mod run;
 pub mod shopify;
 pub mod sim;

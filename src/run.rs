@@ -9,8 +9,11 @@ use kube::{Api, Client, CustomResourceExt};
 
 use std::sync::Arc;
 
+use kube_lease_manager::LeaseManagerBuilder;
+
 use crate::controller::{self, Context, Settings};
 use crate::crd::ShopifyShop;
+use crate::http::Health;
 use crate::shopify::{ClientConfig, ShopifyClient};
 
 /// Flags of `shopify-operator run`; each also reads an env var.
@@ -43,6 +46,28 @@ pub struct RunArgs {
     #[arg(long, env = "SYNC_FAILURE_THRESHOLD", default_value_t = 3)]
     pub sync_failure_threshold: u32,
 
+    /// Address of the HTTP server (`/healthz`, `/readyz`, `/metrics`).
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: std::net::SocketAddr,
+
+    /// Elect a leader through a `coordination.k8s.io` Lease, so several
+    /// replicas can run and only one reconciles.
+    #[arg(long, env = "LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Name of the Lease.
+    #[arg(long, env = "LEASE_NAME", default_value = "shopify-operator")]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (the operator's own; `POD_NAMESPACE` in a pod).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// How long a leader's Lease lasts without renewal; a standby takes
+    /// over within about this long after the leader dies.
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -66,6 +91,12 @@ pub enum RunError {
     /// The Shopify client could not be configured (bad base URL).
     #[error("invalid Shopify settings: {0}")]
     Shopify(#[source] crate::shopify::ShopifyError),
+    /// The HTTP server could not listen.
+    #[error("cannot serve HTTP: {0}")]
+    Http(#[source] std::io::Error),
+    /// Leader election failed or the Lease was lost.
+    #[error("leader election: {0}")]
+    Lease(String),
     /// The CRD is not installed (or not readable with our permissions).
     #[error("the ShopifyShop CRD {name} is not installed (apply crds/shopifyshop.yaml): {source}")]
     CrdMissing {
@@ -81,9 +112,12 @@ pub enum RunError {
 pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -102,6 +136,11 @@ pub async fn check_crd(client: &Client) -> Result<(), RunError> {
 }
 
 /// Runs the operator until SIGTERM or SIGINT.
+///
+/// With leader election, the process serves `/healthz` and `/metrics` at
+/// once but reconciles (and reports ready) only while it holds the Lease;
+/// losing the Lease mid-flight ends the process rather than risk a second
+/// writer, and Kubernetes restarts it as a candidate.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
     check_crd(&client).await?;
@@ -109,6 +148,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shopify_base_url = %args.shopify_base_url,
         resync_interval = ?args.resync_interval,
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        leader_elect = args.leader_elect,
         "shopify-operator started"
     );
     let shopify = ShopifyClient::new(ClientConfig {
@@ -123,13 +163,87 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         namespace: args.namespace.clone(),
         sync_failure_threshold: args.sync_failure_threshold,
     };
-    let ctx = Arc::new(Context::new(client, shopify, settings));
-    controller::run(ctx, async {
+    let ctx = Arc::new(Context::new(client.clone(), shopify, settings));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let health = Health {
+        metrics: ctx.metrics.clone(),
+        ready: ctx.ready.clone(),
+    };
+    let (addr, http) = crate::http::serve(args.http_addr, health, stopped())
+        .await
+        .map_err(RunError::Http)?;
+    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
-    })
-    .await;
+        let _ = stop_tx.send(true);
+    });
+
+    let lease = if args.leader_elect {
+        let identity =
+            std::env::var("POD_NAME").unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id()));
+        let namespace = args.lease_namespace.clone().unwrap_or_else(|| "default".into());
+        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(&identity)
+            .with_duration(args.lease_duration.as_secs().max(2))
+            .with_grace(args.lease_duration.as_secs().max(2) / 3)
+            .build()
+            .await
+            .map_err(|e| RunError::Lease(e.to_string()))?;
+        let (mut leader, task) = manager.watch().await;
+        tracing::info!(%identity, lease = %args.lease_name, %namespace, "waiting to become the leader");
+        let became = tokio::select! {
+            r = leader.wait_for(|l| *l) => Some(r.map(|_| ()).map_err(|e| RunError::Lease(e.to_string()))),
+            () = stopped() => None,
+        };
+        match became {
+            Some(r) => r?,
+            None => {
+                drop(leader);
+                let _ = task.await;
+                let _ = http.await;
+                return Ok(());
+            }
+        }
+        tracing::info!(%identity, "became the leader");
+        Some((leader, task))
+    } else {
+        None
+    };
+
+    let controller = controller::run(ctx, stopped());
+    match lease {
+        None => controller.await,
+        Some((mut leader, task)) => {
+            tokio::select! {
+                () = controller => {
+                    // Stopping: give the Lease back so a standby takes over at once.
+                    drop(leader);
+                    let _ = task.await;
+                }
+                _ = async { leader.wait_for(|l| !*l).await.map(|_| ()) } => {
+                    tracing::error!("lost the leader lease; exiting so that only one replica writes");
+                    return Err(RunError::Lease("lost the leader lease".into()));
+                }
+            }
+        }
+    }
+    let _ = http.await;
     Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "shopify-operator".into())
 }
 
 /// Resolves on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).

@@ -239,6 +239,7 @@ async fn create_with_unknown_outcome_is_not_resent() {
         shop: Some(A.into()),
         count: 1,
         hang: Duration::from_secs(3),
+        mutations_only: false,
     });
     let e = c.apply(A, V, &t, &[create("orders/create")]).await.unwrap_err();
     assert!(
@@ -297,6 +298,7 @@ async fn update_only_document_is_resent_after_timeout() {
         shop: Some(A.into()),
         count: 1,
         hang: Duration::from_secs(3),
+        mutations_only: false,
     });
     let change = Change::Update {
         id: id.clone(),
@@ -637,15 +639,23 @@ async fn oauth_code_exchange_and_refresh() {
     let code = sim.issue_code(A, None).expect("code");
     let grant = c.exchange_code(A, "app-id", &secret, &code, true).await.unwrap();
     assert!(grant.expires_in.is_some_and(|s| s > 0), "{grant:?}");
-    let refresh = grant.refresh_token.clone().expect("expiring tokens come with a refresh token");
+    let refresh = grant
+        .refresh_token
+        .clone()
+        .expect("expiring tokens come with a refresh token");
     assert_eq!(grant.scopes(), vec!["read_orders", "read_products"]);
     // The granted token is a working Admin API token.
     let info = c.token_info(A, V, &grant.access_token).await.unwrap();
     assert_eq!(info.myshopify_domain, A);
 
-    // Codes are single-use.
-    let e = c.exchange_code(A, "app-id", &secret, &code, true).await.unwrap_err();
-    assert!(matches!(&e, ShopifyError::OAuth { error, .. } if error == "invalid_grant"), "{e:?}");
+    // Codes are single-use (Shopify answers `invalid_request`, "... was not
+    // found or was already used").
+    let e = c
+        .exchange_code(A, "app-id", &secret, &code, true)
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, ShopifyError::OAuth { .. }), "{e:?}");
+    assert!(!e.is_retryable());
     assert_eq!(e.reason(), "OAuthGrantRejected");
 
     // The refresh grant returns a new, working pair.
@@ -657,13 +667,19 @@ async fn oauth_code_exchange_and_refresh() {
     // A wrong client secret is rejected, and never echoed.
     let wrong = ClientSecret::from("wrong-secret-value");
     let e = c.refresh(A, "app-id", &wrong, &refresh).await.unwrap_err();
-    assert!(matches!(&e, ShopifyError::OAuth { error, .. } if error == "invalid_client"), "{e:?}");
+    assert!(
+        matches!(&e, ShopifyError::OAuth { error, .. } if error == "invalid_client"),
+        "{e:?}"
+    );
     assert!(!format!("{e} {e:?}").contains("wrong-secret-value"));
 
     // Without `expiring`, the token does not expire and has no refresh token.
     let code = sim.issue_code(A, None).expect("code");
     let lifetime = c.exchange_code(A, "app-id", &secret, &code, false).await.unwrap();
-    assert_eq!((lifetime.expires_in, lifetime.refresh_token.is_none()), (None, true));
+    assert_eq!(
+        (lifetime.expires_in, lifetime.refresh_token.is_none()),
+        (None, true)
+    );
 }
 
 #[tokio::test]

@@ -711,10 +711,11 @@ async fn timeout_after_apply_hides_a_mutation_that_happened() {
     sim.inject(Fault::TimeoutAfterApply {
         shop: Some(SHOP.into()),
         count: 1,
-        hang: Duration::from_secs(3),
+        hang: Duration::from_secs(30),
+        mutations_only: false,
     });
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
+        .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
     let body = json!({"query": CREATE_NEW, "variables": {"topic": "ORDERS_CREATE", "uri": "https://hooks.example.com/lost"}});
@@ -726,6 +727,11 @@ async fn timeout_after_apply_hides_a_mutation_that_happened() {
         .await
         .expect_err("the response never comes");
     assert!(err.is_timeout(), "{err:?}");
+    // Applied before the hang; polled only so a loaded machine cannot flake.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sim.subscriptions(SHOP).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let subs = sim.subscriptions(SHOP);
     assert_eq!(subs.len(), 1, "the mutation was applied");
     assert_eq!(subs[0].address, "https://hooks.example.com/lost");

@@ -581,6 +581,7 @@ async fn converges_through_throttling_5xx_and_applied_then_timed_out_mutations()
         shop: Some(domain.into()),
         count: 1,
         hang: Duration::from_secs(5),
+        mutations_only: true,
     });
     env.create_shop("shop", spec(domain, "tok", json!({"host": HOST}), &topics))
         .await;
@@ -588,6 +589,16 @@ async fn converges_through_throttling_5xx_and_applied_then_timed_out_mutations()
     env.wait_condition("shop", "Ready", "True", None).await;
     let subs = env.sim.subscriptions(domain);
     assert_eq!(subs.len(), topics.len(), "exactly one per topic: {subs:?}");
+    let c = env.sim.counters(domain);
+    assert_eq!(
+        c.dropped, 1,
+        "the applied-then-timed-out fault did not fire: {c:?}"
+    );
+    assert_eq!(
+        c.operation("webhookSubscriptionCreate"),
+        topics.len() as u64,
+        "a create was retried blindly: {c:?}"
+    );
 
     // Now 5xx and throttling during a host change.
     env.sim.inject(Fault::Status {

@@ -18,7 +18,6 @@ pub mod webhooks;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -35,6 +34,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use crate::crd::{DeletionPolicy, ShopifyShop, ShopifyShopStatus};
+use crate::metrics::Metrics;
 use crate::shopify::{AccessToken, ShopifyClient, TokenInfo};
 use conditions::{Cond, READY, Status, TOKEN_VALID, WEBHOOKS_SYNCED};
 
@@ -78,19 +78,6 @@ impl Settings {
             sync_failure_threshold: 3,
         }
     }
-}
-
-/// Counters the metrics endpoint exposes.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Reconciles that finished.
-    pub reconciles: AtomicU64,
-    /// Reconciles that failed and backed off.
-    pub reconcile_errors: AtomicU64,
-    /// Subscriptions repaired after external drift.
-    pub drift_repairs: AtomicU64,
-    /// Status writes.
-    pub status_writes: AtomicU64,
 }
 
 /// Token checks already done, by shop uid, generation and a fingerprint of
@@ -178,9 +165,11 @@ pub struct Context {
     /// Token checks done.
     pub token_checks: TokenChecks,
     /// Counters.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Where "now" comes from (schedules).
     pub clock: Arc<dyn clock::Clock>,
+    /// Set once the initial list of ShopifyShops has been synced.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     passes: Mutex<HashMap<String, (u64, std::time::Instant)>>,
@@ -199,8 +188,9 @@ impl Context {
             shopify,
             settings,
             token_checks: TokenChecks::default(),
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::new()),
             clock: Arc::new(clock::SystemClock),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             failures: Mutex::new(HashMap::new()),
             passes: Mutex::new(HashMap::new()),
         }
@@ -355,7 +345,7 @@ async fn write_status(ctx: &Context, shop: &ShopifyShop, status: ShopifyShopStat
         &Patch::Apply(&patch),
     )
     .await?;
-    ctx.metrics.status_writes.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.status_writes.inc();
     Ok(())
 }
 
@@ -469,13 +459,21 @@ async fn cleanup(ctx: &Context, shop: &ShopifyShop) -> Result<Action, Error> {
 
 /// Reconciles one ShopifyShop.
 pub async fn reconcile(shop: Arc<ShopifyShop>, ctx: Arc<Context>) -> Result<Action, Error> {
+    use tracing::Instrument;
     let span = tracing::info_span!(
         "reconcile",
         namespace = shop.namespace().as_deref().unwrap_or(""),
         name = %shop.name_any(),
         domain = %shop.spec.domain
     );
-    let _enter = span.enter();
+    let started = std::time::Instant::now();
+    let result = reconcile_shop(&shop, &ctx).instrument(span).await;
+    ctx.metrics.reconciled(result.is_ok(), started.elapsed());
+    result
+}
+
+async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<Action, Error> {
+    let (shop, ctx) = (shop.clone(), ctx.clone());
     let has_finalizer = shop.finalizers().iter().any(|f| f == FINALIZER);
     if shop.metadata.deletion_timestamp.is_some() {
         return if has_finalizer {
@@ -513,8 +511,12 @@ pub async fn reconcile(shop: Arc<ShopifyShop>, ctx: Arc<Context>) -> Result<Acti
         ctx.publish(&shop, note).await;
     }
     let status = next_status(&shop, &outcome, &syncs, &now());
+    let ns = shop.namespace().unwrap_or_default();
+    for c in &status.conditions {
+        ctx.metrics
+            .shop_condition(&ns, &shop.name_any(), &c.type_, &c.status);
+    }
     write_status(&ctx, &shop, status).await?;
-    ctx.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
 
     let backoff = ctx.backoff(&uid, outcome.failed);
     let mut next = match (outcome.retry_in, backoff) {
@@ -532,7 +534,6 @@ pub async fn reconcile(shop: Arc<ShopifyShop>, ctx: Arc<Context>) -> Result<Acti
 
 /// What happens after a failed reconcile: per-shop exponential backoff.
 pub fn error_policy(shop: Arc<ShopifyShop>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
     let delay = ctx
         .backoff(&shop.uid().unwrap_or_default(), true)
         .unwrap_or(Duration::from_secs(5));
@@ -585,9 +586,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     // Our own status writes must not trigger another reconcile (another
     // Shopify list): only changes to what we act on do.
     let (store, writer) = reflector::store();
+    let ready = ctx.ready.clone();
     let shop_stream = watcher(shops, watcher::Config::default().any_semantic())
         .default_backoff()
         .reflect(writer)
+        .inspect(move |event| {
+            // Ready once the initial list is in the store (an empty one too).
+            if let Ok(watcher::Event::InitDone) = event
+                && !ready.swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::info!("initial ShopifyShop list synced; ready");
+            }
+        })
         .applied_objects()
         .predicate_filter(acted_upon, PredicateConfig::default());
     let mut controller = Controller::for_stream(shop_stream, store.clone());

@@ -118,10 +118,13 @@ pub async fn reconcile(
         Some(info) => info,
         None => match ctx.shopify.token_info(domain, version, token).await {
             Ok(info) => {
+                ctx.metrics
+                    .shopify("token_info", "ok", info.meta.requests, info.meta.waited);
                 ctx.token_checks.put(shop, token, info.clone());
                 info
             }
             Err(e) => {
+                ctx.metrics.shopify("token_info", e.reason(), 1, Duration::ZERO);
                 let (token_cond, hooks, retry) = classify(&e, "checking the token");
                 let token_cond = token_cond
                     .unwrap_or_else(|| Cond::new(TOKEN_VALID, Status::Unknown, e.reason(), format!("{e}")));
@@ -170,8 +173,12 @@ pub async fn reconcile(
 
     // 2. Where Shopify has things now.
     let listing = match ctx.shopify.list_subscriptions(domain, version, token).await {
-        Ok(l) => l,
+        Ok(l) => {
+            ctx.metrics.shopify("list", "ok", l.meta.requests, l.meta.waited);
+            l
+        }
         Err(e) => {
+            ctx.metrics.shopify("list", e.reason(), 1, Duration::ZERO);
             if matches!(e, ShopifyError::Unauthorized) {
                 ctx.token_checks.forget(&uid);
             }
@@ -227,12 +234,18 @@ pub async fn reconcile(
         .collect();
     let mut failures: Vec<String> = Vec::new();
     if !plan.changes.is_empty() && !observe {
-        match ctx.shopify.apply(domain, version, token, &plan.changes).await {
-            Ok(results) => {
+        match ctx
+            .shopify
+            .apply_with_meta(domain, version, token, &plan.changes)
+            .await
+        {
+            Ok((results, meta)) => {
+                ctx.metrics.shopify("apply", "ok", meta.requests, meta.waited);
                 record_results(ctx, shop, &plan, &results, &mut states, &mut failures, &mut out);
                 out.host = Some(host.clone());
             }
             Err(e) => {
+                ctx.metrics.shopify("apply", e.reason(), 1, Duration::ZERO);
                 if matches!(e, ShopifyError::Unauthorized) {
                     ctx.token_checks.forget(&uid);
                 }
@@ -382,9 +395,7 @@ fn record_results(
     }
     if drift && (!created.is_empty() || !updated.is_empty()) {
         let repaired: Vec<&String> = created.iter().chain(&updated).collect();
-        ctx.metrics
-            .drift_repairs
-            .fetch_add(repaired.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        ctx.metrics.drift_repairs.inc_by(repaired.len() as u64);
         out.notes.push(Note::new(
             EventType::Warning,
             "DriftRepaired",

@@ -6,10 +6,14 @@
 //! endpoint, and HMAC verification of OAuth callbacks and webhook deliveries.
 //!
 //! Submodules (which touch the network is stated in each header):
-//! * [`client`] — [`ShopifyClient`]: requests, retries, per-shop cost buckets (network).
+//! * [`client`] — [`ShopifyClient`] and its public operations (network).
+//! * [`config`] — [`ClientConfig`] and [`ClientStats`].
+//! * `exec` — sending one document: pacing, retries, classification (network).
 //! * [`oauth`] — token endpoint: code exchange and refresh (network).
-//! * [`graphql`] — query documents and response parsing.
-//! * [`error`] — [`ShopifyError`] and response classification.
+//! * [`graphql`] — API versions and query documents.
+//! * [`parse`] — responses into subscriptions, pages, results.
+//! * [`error`] — [`ShopifyError`], reasons, retryability.
+//! * [`response`] — raw HTTP responses into data or errors.
 //! * [`bucket`] — query cost and leaky-bucket arithmetic.
 //! * [`topic`] — topic names REST ⇄ enum, webhook addresses.
 //! * [`token`] — secret newtypes that never print.
@@ -20,10 +24,14 @@
 
 pub mod bucket;
 pub mod client;
+pub mod config;
 pub mod error;
+mod exec;
 pub mod graphql;
 pub mod hmac;
 pub mod oauth;
+pub mod parse;
+pub mod response;
 pub mod token;
 pub mod topic;
 pub mod types;

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::ShopifyClient;
-use super::error::{ShopifyError, classify};
+use super::error::ShopifyError;
+use super::response::classify;
 use super::token::{AccessToken, ClientSecret, RefreshToken, redact};
 
 /// What the token endpoint granted.

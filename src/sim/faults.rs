@@ -38,6 +38,10 @@ pub enum Fault {
         /// How long to hold the response (JSON: `hangMs`, default 30 s).
         #[serde(rename = "hangMs", with = "millis", default = "default_hang")]
         hang: Duration,
+        /// Only GraphQL documents with a mutation count (and hang): the
+        /// "applied, then the response was lost" case for creates.
+        #[serde(default)]
+        mutations_only: bool,
     },
     /// The next `count` requests have their connection closed before anything
     /// is executed: the client sees a connection error and nothing changed.
@@ -86,38 +90,52 @@ pub(crate) enum Effect {
     Drop,
 }
 
+/// What kind of request a fault is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestKind {
+    /// A GraphQL document containing a mutation.
+    Mutation,
+    /// Anything else.
+    Other,
+}
+
 /// A fault waiting for requests.
 #[derive(Debug, Clone)]
 pub(crate) struct Armed {
     shop: Option<String>,
     remaining: u32,
     effect: Effect,
+    mutations_only: bool,
 }
 
 impl Armed {
     /// `None` for faults that act at once instead of on later requests.
     pub fn from_fault(f: &Fault) -> Option<Self> {
-        let (shop, remaining, effect) = match f {
-            Fault::Status { shop, status, count } => (shop, *count, Effect::Status(*status)),
-            Fault::TimeoutAfterApply { shop, count, hang } => {
-                (shop, *count, Effect::TimeoutAfterApply(*hang))
-            }
-            Fault::DropConnection { shop, count } => (shop, *count, Effect::Drop),
+        let (shop, remaining, effect, mutations_only) = match f {
+            Fault::Status { shop, status, count } => (shop, *count, Effect::Status(*status), false),
+            Fault::TimeoutAfterApply {
+                shop,
+                count,
+                hang,
+                mutations_only,
+            } => (shop, *count, Effect::TimeoutAfterApply(*hang), *mutations_only),
+            Fault::DropConnection { shop, count } => (shop, *count, Effect::Drop, false),
             Fault::DrainBucket { .. } => return None,
         };
         (remaining > 0).then(|| Self {
             shop: shop.as_ref().map(|s| s.to_ascii_lowercase()),
             remaining,
             effect,
+            mutations_only,
         })
     }
 }
 
 /// Takes one shot of the oldest armed fault that matches `shop`.
-pub(crate) fn take(queue: &mut Vec<Armed>, shop: &str) -> Option<Effect> {
-    let i = queue
-        .iter()
-        .position(|a| a.shop.as_deref().is_none_or(|s| s == shop))?;
+pub(crate) fn take(queue: &mut Vec<Armed>, shop: &str, kind: RequestKind) -> Option<Effect> {
+    let i = queue.iter().position(|a| {
+        a.shop.as_deref().is_none_or(|s| s == shop) && (!a.mutations_only || kind == RequestKind::Mutation)
+    })?;
     let effect = queue[i].effect;
     queue[i].remaining -= 1;
     if queue[i].remaining == 0 {
@@ -138,7 +156,8 @@ mod tests {
             Fault::TimeoutAfterApply {
                 shop: None,
                 count: 1,
-                hang: Duration::from_millis(1500)
+                hang: Duration::from_millis(1500),
+                mutations_only: false,
             }
         );
         let f: Fault = serde_json::from_str(r#"{"type":"drainBucket","shop":"a.myshopify.com"}"#).unwrap();
@@ -162,10 +181,33 @@ mod tests {
             })
             .unwrap(),
         ];
-        assert_eq!(take(&mut q, "b.myshopify.com"), None);
-        assert_eq!(take(&mut q, "a.myshopify.com"), Some(Effect::Status(503)));
-        assert_eq!(take(&mut q, "a.myshopify.com"), Some(Effect::Status(503)));
-        assert_eq!(take(&mut q, "a.myshopify.com"), None);
+        assert_eq!(take(&mut q, "b.myshopify.com", RequestKind::Other), None);
+        assert_eq!(
+            take(&mut q, "a.myshopify.com", RequestKind::Other),
+            Some(Effect::Status(503))
+        );
+        assert_eq!(
+            take(&mut q, "a.myshopify.com", RequestKind::Other),
+            Some(Effect::Status(503))
+        );
+        assert_eq!(take(&mut q, "a.myshopify.com", RequestKind::Other), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn mutations_only_faults_skip_queries() {
+        let f = Fault::TimeoutAfterApply {
+            shop: None,
+            count: 1,
+            hang: Duration::from_secs(1),
+            mutations_only: true,
+        };
+        let mut q = vec![Armed::from_fault(&f).unwrap()];
+        assert_eq!(take(&mut q, "a.myshopify.com", RequestKind::Other), None);
+        assert_eq!(
+            take(&mut q, "a.myshopify.com", RequestKind::Mutation),
+            Some(Effect::TimeoutAfterApply(Duration::from_secs(1)))
+        );
         assert!(q.is_empty());
     }
 }

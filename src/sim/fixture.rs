@@ -3,6 +3,7 @@
 
 use super::topics;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::path::Path;
 
 /// A set of shops (added or replaced on load) and optionally the app whose
@@ -40,8 +41,8 @@ pub struct ShopFixture {
 }
 
 /// An access token (and optionally its refresh token). Fixture tokens are
-/// fake strings; the simulator never logs them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// fake strings; the simulator never logs them, and `Debug` prints `***`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenFixture {
     /// The value clients send in `X-Shopify-Access-Token`.
@@ -81,14 +82,36 @@ pub struct SubscriptionFixture {
     pub filter: Option<String>,
 }
 
-/// The app's OAuth client credentials.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The app's OAuth client credentials (`Debug` hides the secret).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppFixture {
     /// `client_id` (the API key).
     pub client_id: String,
     /// `client_secret`.
     pub client_secret: String,
+}
+
+// Configs get logged; secrets must not be, even fake ones, so that nobody
+// copies a pattern that leaks real ones.
+impl fmt::Debug for TokenFixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenFixture")
+            .field("access_token", &"***")
+            .field("scopes", &self.scopes)
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
+            .field("expires_in_seconds", &self.expires_in_seconds)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AppFixture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppFixture")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .finish()
+    }
 }
 
 impl Fixture {
@@ -158,10 +181,10 @@ mod tests {
     fn yaml_with_camel_case_keys_parses() {
         let f = Fixture::from_yaml(
             r#"
-app: {clientId: id, clientSecret: secret}
+app: {clientId: id, clientSecret: hush_value}
 shops:
   - domain: a.myshopify.com
-    tokens: [{accessToken: t, scopes: [read_orders], expiresInSeconds: 60}]
+    tokens: [{accessToken: tok_visible, scopes: [read_orders], expiresInSeconds: 60}]
     subscriptions:
       - {topic: orders/create, address: "https://x.example/h"}
       - {topic: PRODUCTS_UPDATE, address: "https://x.example/p", format: xml, includeFields: [id]}
@@ -170,6 +193,12 @@ shops:
         .unwrap();
         assert_eq!(f.shops[0].tokens[0].expires_in_seconds, Some(60));
         assert_eq!(f.shops[0].subscriptions[1].include_fields, vec!["id"]);
+        let debug = format!("{f:?}");
+        assert!(
+            !debug.contains("hush_value") && !debug.contains("tok_visible"),
+            "{debug}"
+        );
+        assert!(debug.contains("***"));
         assert_eq!(f.app.unwrap().client_id, "id");
     }
 

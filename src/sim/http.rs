@@ -4,7 +4,7 @@
 //! request (never a token).
 
 use super::engine::{self, GqlBody};
-use super::faults::Effect;
+use super::faults::{Effect, RequestKind};
 use super::oauth::AuthError;
 use super::schema::Schemas;
 use super::server::ConnControl;
@@ -103,6 +103,7 @@ async fn shop_request<F, Fut>(
     app: &App,
     shop: &str,
     endpoint: &'static str,
+    kind: RequestKind,
     conn: Option<Extension<ConnControl>>,
     inner: F,
 ) -> Response
@@ -116,7 +117,7 @@ where
         tokio::time::sleep(latency).await;
     }
     app.state.count(shop, |c| c.requests += 1);
-    let fault = app.state.take_fault(shop);
+    let fault = app.state.take_fault(shop, kind);
     let (resp, line) = match fault {
         Some(Effect::Status(s)) => (fault_response(s), LogLine::default()),
         Some(Effect::Drop) => {
@@ -159,7 +160,13 @@ pub(crate) async fn graphql(
 ) -> Response {
     let shop = shop_key(&shop);
     let (app2, shop2) = (app.clone(), shop.clone());
-    shop_request(&app, &shop, "graphql", conn, || async move {
+    // A cheap look for the fault filter; the engine does the real parsing.
+    let kind = if body.windows(8).any(|w| w == b"mutation") {
+        RequestKind::Mutation
+    } else {
+        RequestKind::Other
+    };
+    shop_request(&app, &shop, "graphql", kind, conn, || async move {
         graphql_inner(&app2, &shop2, &version, &headers, body).await
     })
     .await
@@ -268,7 +275,7 @@ pub(crate) async fn access_token(
 ) -> Response {
     let shop = shop_key(&shop);
     let (app2, shop2) = (app.clone(), shop.clone());
-    shop_request(&app, &shop2, "oauth", conn, || async move {
+    shop_request(&app, &shop2, "oauth", RequestKind::Other, conn, || async move {
         let line = LogLine {
             operations: vec!["access_token".into()],
             ..Default::default()

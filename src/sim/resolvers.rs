@@ -51,8 +51,10 @@ fn sub_id(id: &str) -> async_graphql::Result<u64> {
     id.strip_prefix(GID_PREFIX)
         .and_then(|_| parse_gid(id))
         .ok_or_else(|| {
-            Error::new(format!("Invalid global id '{id}'"))
-                .extend_with(|_, e| e.set("code", "argumentLiteralsIncompatible"))
+            Error::new(format!("Invalid global id '{id}'")).extend_with(|_, e| {
+                e.set("code", "argumentLiteralsIncompatible");
+                e.set("typeName", "CoercionError");
+            })
         })
 }
 
@@ -67,11 +69,11 @@ fn page_size(args: &ObjectAccessor<'_>, name: &str) -> async_graphql::Result<Opt
         )));
     }
     if n > MAX_PAGE_SIZE {
-        // [U]: Shopify's exact wording for an oversized page is unconfirmed.
+        // [U]: Shopify's exact wording (and whether it carries a code) for an
+        // oversized page is unconfirmed, so no code is invented here.
         return Err(Error::new(format!(
             "The maximum page size is {MAX_PAGE_SIZE}; '{name}' was {n}"
-        ))
-        .extend_with(|_, e| e.set("code", "MAX_PAGE_SIZE_EXCEEDED")));
+        )));
     }
     Ok(Some(n as usize))
 }

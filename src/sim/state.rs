@@ -230,8 +230,8 @@ impl SimState {
         self.lock().faults.clear();
     }
 
-    pub fn take_fault(&self, shop: &str) -> Option<Effect> {
-        faults::take(&mut self.lock().faults, &shop_key(shop))
+    pub fn take_fault(&self, shop: &str, kind: faults::RequestKind) -> Option<Effect> {
+        faults::take(&mut self.lock().faults, &shop_key(shop), kind)
     }
 
     /// Takes `cost` from the shop's bucket (`Err` = throttled, nothing taken).

@@ -169,7 +169,9 @@ impl ControlPlane {
         }
         let base = std::env::temp_dir().join("shopify-operator-testenv");
         std::fs::create_dir_all(&base)?;
-        sweep_stale(&base);
+        if std::env::var_os("KEEP_TESTENV").is_none() {
+            sweep_stale(&base);
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-", std::process::id()))
             .tempdir_in(&base)?

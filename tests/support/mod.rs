@@ -80,24 +80,34 @@ impl Env {
 
     /// Starts `shopify-operator run` with a fast resync.
     pub fn start_operator(&mut self, resync: &str) {
+        let env = [("RESYNC_INTERVAL".to_string(), resync.to_string())];
+        self.operator = Some(self.spawn_operator("operator", &env));
+    }
+
+    /// Starts another `shopify-operator run` process named `name` with extra
+    /// environment (e.g. leader election); its log is `operator-{name}-{ns}.log`.
+    pub fn spawn_operator(&self, name: &str, extra: &[(String, String)]) -> Supervised {
         let kubeconfig = self
             .cp
             .write_user_kubeconfig(&self.user, &["system:masters"])
             .expect("kubeconfig");
-        let log = self.cp.dir.join(format!("operator-{}.log", self.ns));
+        let log = if name == "operator" {
+            self.cp.dir.join(format!("operator-{}.log", self.ns))
+        } else {
+            self.cp.dir.join(format!("operator-{name}-{}.log", self.ns))
+        };
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shopify-operator"));
         cmd.arg("run")
             .env("KUBECONFIG", &kubeconfig)
             .env("SHOPIFY_BASE_URL", self.sim.base_url())
-            .env("RESYNC_INTERVAL", resync)
             .env("WATCH_NAMESPACE", &self.ns)
             .env("SHOPIFY_REQUEST_TIMEOUT", "2s")
+            .env("HTTP_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info,shopify_operator=debug");
-        for (k, v) in &self.operator_args {
+        for (k, v) in self.operator_args.iter().chain(extra) {
             cmd.env(k, v);
         }
-        self.operator =
-            Some(testenv::spawn_supervised("shopify-operator", &mut cmd, &log).expect("operator starts"));
+        testenv::spawn_supervised(name, &mut cmd, &log).expect("operator starts")
     }
 
     /// The operator's log so far.

@@ -141,6 +141,7 @@ pub async fn reconcile<'a>(
                 ..Default::default()
             });
         let mut entry = history::fold(&previous, &mine);
+        count_finished(ctx, &previous, &entry);
         let since = entry.last_successful_time.as_ref().map(|t| t.0);
         let inputs = |at: Timestamp, trig: Option<&'a str>| JobInputs {
             shop: &name,
@@ -197,6 +198,7 @@ pub async fn reconcile<'a>(
                             }
                         }
                         if create_job(&jobs_api, &job).await? {
+                            ctx.metrics.sync_jobs.get_or_create(&job_outcome("created")).inc();
                             out.notes.push(Note::new(
                                 EventType::Normal,
                                 "SyncJobCreated",
@@ -225,6 +227,7 @@ pub async fn reconcile<'a>(
                 Err(e) => invalid.push(format!("{}: {e}", spec.name)),
                 Ok(job) => {
                     if create_job(&jobs_api, &job).await? {
+                        ctx.metrics.sync_jobs.get_or_create(&job_outcome("created")).inc();
                         out.notes.push(Note::new(
                             EventType::Normal,
                             "SyncJobCreated",
@@ -305,6 +308,29 @@ pub async fn reconcile<'a>(
         Cond::new(SYNC_HEALTHY, Status::True, "Scheduled", msg)
     };
     Ok(out)
+}
+
+fn job_outcome(outcome: &str) -> crate::metrics::JobLabels {
+    crate::metrics::JobLabels {
+        outcome: outcome.into(),
+    }
+}
+
+/// Counts Jobs newly seen finished (the watermarks moved).
+fn count_finished(ctx: &Context, before: &SyncStatus, after: &SyncStatus) {
+    if after.last_successful_time != before.last_successful_time {
+        ctx.metrics
+            .sync_jobs
+            .get_or_create(&job_outcome("succeeded"))
+            .inc();
+    }
+    let failed = after.consecutive_failures - before.consecutive_failures;
+    if after.last_failure_time != before.last_failure_time && failed > 0 {
+        ctx.metrics
+            .sync_jobs
+            .get_or_create(&job_outcome("failed"))
+            .inc_by(failed as u64);
+    }
 }
 
 /// Creates `job`; an existing Job of the same (deterministic) name means

@@ -1,0 +1,213 @@
+//! Prometheus metrics (OpenMetrics text via prometheus-client). No I/O: the
+//! HTTP server encodes [`Metrics::encode`] on `/metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// `result` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// Labels of Shopify request counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShopifyLabels {
+    /// `list`, `apply`, `token_info`.
+    pub operation: String,
+    /// `ok` or a condition reason (`TokenRevoked`, `ShopifyThrottled`…).
+    pub outcome: String,
+}
+
+/// `outcome` label of sync Jobs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// `created`, `succeeded`, `failed`.
+    pub outcome: String,
+}
+
+/// Labels of `shopify_shop_condition`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConditionLabels {
+    /// Shop namespace.
+    pub namespace: String,
+    /// Shop name.
+    pub name: String,
+    /// Condition type.
+    pub condition: String,
+    /// `True`, `False`, `Unknown`.
+    pub status: String,
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Reconciles by result.
+    pub reconciles: Family<ResultLabel, Counter>,
+    /// Reconcile duration.
+    pub reconcile_duration: Histogram,
+    /// Shopify HTTP requests by operation and outcome.
+    pub shopify_requests: Family<ShopifyLabels, Counter>,
+    /// Time spent waiting for a shop's cost bucket or after a throttle.
+    pub throttle_wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Subscriptions repaired after drift made outside the operator.
+    pub drift_repairs: Counter,
+    /// Sync Jobs by outcome.
+    pub sync_jobs: Family<JobLabels, Counter>,
+    /// Status writes.
+    pub status_writes: Counter,
+    /// 1 for each shop's current condition status, 0 for the others.
+    pub shop_condition: Family<ConditionLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            shopify_requests: Family::default(),
+            throttle_wait_seconds: Counter::default(),
+            drift_repairs: Counter::default(),
+            sync_jobs: Family::default(),
+            status_writes: Counter::default(),
+            shop_condition: Family::default(),
+        };
+        let ours = m.registry.sub_registry_with_prefix("shopify_operator");
+        ours.register("reconciles", "Reconciles by result", m.reconciles.clone());
+        ours.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration",
+            m.reconcile_duration.clone(),
+        );
+        ours.register(
+            "shopify_requests",
+            "Shopify Admin API requests by operation and outcome",
+            m.shopify_requests.clone(),
+        );
+        ours.register(
+            "shopify_throttle_wait_seconds",
+            "Time spent waiting for Shopify's cost bucket",
+            m.throttle_wait_seconds.clone(),
+        );
+        ours.register(
+            "drift_repairs",
+            "Webhook subscriptions repaired after a change outside the operator",
+            m.drift_repairs.clone(),
+        );
+        ours.register("sync_jobs", "Sync Jobs by outcome", m.sync_jobs.clone());
+        ours.register(
+            "status_writes",
+            "ShopifyShop status writes",
+            m.status_writes.clone(),
+        );
+        // Unprefixed: the name people alert on, `shopify_shop_condition{condition="Ready",status="False"} == 1`.
+        m.registry.register(
+            "shopify_shop_condition",
+            "1 for the current status of each shop condition",
+            m.shop_condition.clone(),
+        );
+        m
+    }
+
+    /// Counts a reconcile.
+    pub fn reconciled(&self, ok: bool, took: Duration) {
+        let result = if ok { "ok" } else { "error" }.to_string();
+        self.reconciles.get_or_create(&ResultLabel { result }).inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts Shopify requests of one operation.
+    pub fn shopify(&self, operation: &str, outcome: &str, requests: u32, waited: Duration) {
+        let labels = ShopifyLabels {
+            operation: operation.into(),
+            outcome: outcome.into(),
+        };
+        self.shopify_requests
+            .get_or_create(&labels)
+            .inc_by(u64::from(requests.max(1)));
+        if !waited.is_zero() {
+            self.throttle_wait_seconds.inc_by(waited.as_secs_f64());
+        }
+    }
+
+    /// Sets a shop's condition series: 1 for `status`, 0 for the others.
+    pub fn shop_condition(&self, namespace: &str, name: &str, condition: &str, status: &str) {
+        for s in ["True", "False", "Unknown"] {
+            let labels = ConditionLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                condition: condition.into(),
+                status: s.into(),
+            };
+            self.shop_condition
+                .get_or_create(&labels)
+                .set(i64::from(s == status));
+        }
+    }
+
+    /// Drops a deleted shop's condition series.
+    pub fn forget_shop(&self, namespace: &str, name: &str, conditions: &[&str]) {
+        for condition in conditions {
+            for s in ["True", "False", "Unknown"] {
+                self.shop_condition.remove(&ConditionLabels {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    condition: (*condition).into(),
+                    status: s.into(),
+                });
+            }
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_alertable_series() {
+        let m = Metrics::new();
+        m.reconciled(true, Duration::from_millis(20));
+        m.shopify("list", "ok", 1, Duration::ZERO);
+        m.shop_condition("oms", "online", "Ready", "False");
+        let text = m.encode();
+        assert!(
+            text.contains("shopify_operator_reconciles_total{result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shopify_operator_shopify_requests_total{operation=\"list\",outcome=\"ok\"} 1")
+        );
+        assert!(text.contains(
+            "shopify_shop_condition{namespace=\"oms\",name=\"online\",condition=\"Ready\",status=\"False\"} 1"
+        ));
+        assert!(text.contains(
+            "shopify_shop_condition{namespace=\"oms\",name=\"online\",condition=\"Ready\",status=\"True\"} 0"
+        ));
+        assert!(text.ends_with("# EOF\n"));
+        m.forget_shop("oms", "online", &["Ready"]);
+        assert!(!m.encode().contains("name=\"online\""));
+    }
+}

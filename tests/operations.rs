@@ -1,0 +1,167 @@
+//! Running it like production: health, readiness and metrics endpoints, and
+//! leader election between two real operator processes.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use shopify_operator::sim::{Fixture, ShopFixture, TokenFixture};
+use shopify_operator::testenv::Supervised;
+use support::{Env, spec, wait_for};
+
+const HOST: &str = "oms.popsockets.com";
+
+fn fixture(domain: &str, token: &str) -> Fixture {
+    Fixture {
+        shops: vec![ShopFixture {
+            domain: domain.into(),
+            tokens: vec![TokenFixture {
+                access_token: token.into(),
+                scopes: vec!["read_orders".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        app: None,
+    }
+}
+
+/// The HTTP address an operator process logged.
+async fn http_addr(p: &Supervised) -> String {
+    wait_for("the HTTP address in the log", Duration::from_secs(30), || async {
+        let log = std::fs::read_to_string(&p.log).ok()?;
+        let line = log.lines().find(|l| l.contains("serving /healthz"))?;
+        let start = line.find("addr=")? + 5;
+        let rest = &line[start..];
+        let addr: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
+            .collect();
+        Some(addr)
+    })
+    .await
+}
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let resp = reqwest::get(url).await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.text().await.ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let domain = "metrics-shop.myshopify.com";
+    let mut env = Env::new("metrics", fixture(domain, "shpat_metrics")).await;
+    env.token_secret("tok", "shpat_metrics").await;
+    env.create_shop(
+        "shop",
+        spec(domain, "tok", json!({"host": HOST}), &["orders/create"]),
+    )
+    .await;
+    env.create_shop(
+        "broken",
+        spec(domain, "missing", json!({"host": HOST}), &["orders/create"]),
+    )
+    .await;
+    env.start_operator("5m");
+    let addr = http_addr(env.operator.as_ref().unwrap()).await;
+    let base = format!("http://{addr}");
+    assert_eq!(
+        get(&format!("{base}/healthz")).await.unwrap(),
+        (200, "ok".to_string())
+    );
+    wait_for("ready", Duration::from_secs(30), || async {
+        (get(&format!("{base}/readyz")).await?.0 == 200).then_some(())
+    })
+    .await;
+    env.wait_condition("shop", "Ready", "True", None).await;
+    env.wait_condition("broken", "Ready", "False", Some("SecretNotFound"))
+        .await;
+    let text = wait_for("metrics", Duration::from_secs(30), || async {
+        let (_, text) = get(&format!("{base}/metrics")).await?;
+        text.contains("name=\"broken\"").then_some(text)
+    })
+    .await;
+    let ns = &env.ns;
+    for want in [
+        format!(
+            "shopify_shop_condition{{namespace=\"{ns}\",name=\"shop\",condition=\"Ready\",status=\"True\"}} 1"
+        ),
+        format!(
+            "shopify_shop_condition{{namespace=\"{ns}\",name=\"broken\",condition=\"Ready\",status=\"False\"}} 1"
+        ),
+        format!(
+            "shopify_shop_condition{{namespace=\"{ns}\",name=\"broken\",condition=\"TokenValid\",status=\"True\"}} 0"
+        ),
+        "shopify_operator_reconciles_total{result=\"ok\"}".to_string(),
+        "shopify_operator_shopify_requests_total{operation=\"list\",outcome=\"ok\"}".to_string(),
+        "shopify_operator_shopify_requests_total{operation=\"apply\",outcome=\"ok\"} 1".to_string(),
+        "shopify_operator_reconcile_duration_seconds_bucket".to_string(),
+    ] {
+        assert!(text.contains(&want), "metrics lack {want}:\n{text}");
+    }
+    assert!(!text.contains("shpat_metrics"), "a token is in the metrics");
+
+    // SIGTERM: a graceful stop.
+    let status = env.operator.as_mut().unwrap().terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "operator did not stop cleanly on SIGTERM: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_when_the_leader_dies() {
+    let domain = "leader-shop.myshopify.com";
+    let env = Env::new("leader", fixture(domain, "shpat_leader")).await;
+    env.token_secret("tok", "shpat_leader").await;
+    env.create_shop(
+        "shop",
+        spec(domain, "tok", json!({"host": HOST}), &["orders/create"]),
+    )
+    .await;
+    let le = |name: &str| {
+        vec![
+            ("LEADER_ELECT".to_string(), "true".to_string()),
+            ("POD_NAMESPACE".to_string(), env.ns.clone()),
+            ("POD_NAME".to_string(), name.to_string()),
+            ("LEASE_DURATION".to_string(), "3s".to_string()),
+            ("RESYNC_INTERVAL".to_string(), "5m".to_string()),
+        ]
+    };
+    let mut a = env.spawn_operator("a", &le("a"));
+    env.wait_condition("shop", "Ready", "True", None).await;
+    let mut b = env.spawn_operator("b", &le("b"));
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let holder = |l: Lease| l.spec.and_then(|s| s.holder_identity);
+    assert_eq!(
+        holder(leases.get("shopify-operator").await.unwrap()).as_deref(),
+        Some("a")
+    );
+    // The standby serves health but is not ready and does not reconcile.
+    let b_addr = http_addr(&b).await;
+    assert_eq!(get(&format!("http://{b_addr}/healthz")).await.unwrap().0, 200);
+    assert_eq!(get(&format!("http://{b_addr}/readyz")).await.unwrap().0, 503);
+
+    a.kill();
+    wait_for("b holds the lease", Duration::from_secs(30), || async {
+        (holder(leases.get("shopify-operator").await.ok()?).as_deref() == Some("b")).then_some(())
+    })
+    .await;
+    // A change after the kill is converged by b.
+    let patch = json!({"spec": {"webhooks": {"topics": ["orders/create", "orders/updated"]}}});
+    env.shops()
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    wait_for("b converges the change", Duration::from_secs(30), || async {
+        (env.sim.subscriptions(domain).len() == 2).then_some(())
+    })
+    .await;
+    env.wait_condition("shop", "Ready", "True", None).await;
+    assert!(b.exited().is_none(), "the new leader exited");
+    let _ = b.terminate(Duration::from_secs(10));
+}
