@@ -587,8 +587,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     // Shopify list): only changes to what we act on do.
     let (store, writer) = reflector::store();
     let ready = ctx.ready.clone();
-    let shop_stream = watcher(shops, watcher::Config::default().any_semantic())
+    let shop_stream = watcher(shops, watcher::Config::default())
         .default_backoff()
+        // managedFields are never read here (status is applied, finalizers
+        // are merge-patched) and are most of a cached shop's memory.
+        .modify(|shop| shop.managed_fields_mut().clear())
         .reflect(writer)
         .inspect(move |event| {
             // Ready once the initial list is in the store (an empty one too).

@@ -44,7 +44,7 @@ pub struct Env {
     pub client: Client,
     pub user: String,
     pub operator: Option<Supervised>,
-    operator_args: Vec<(String, String)>,
+    pub operator_args: Vec<(String, String)>,
 }
 
 /// The seed fixture (`examples/sim-seed.yaml`).
@@ -58,7 +58,11 @@ impl Env {
     /// Control plane + namespace + simulator; the operator is started by
     /// [`Env::start_operator`].
     pub async fn new(prefix: &str, fixture: Fixture) -> Env {
-        let cp = testenv::shared().await;
+        Self::with_control_plane(testenv::shared().await, prefix, fixture).await
+    }
+
+    /// Like [`Env::new`] on a control plane of the test's own.
+    pub async fn with_control_plane(cp: &'static ControlPlane, prefix: &str, fixture: Fixture) -> Env {
         let ns = cp.namespace(prefix).await.expect("namespace");
         let sim = sim::start(SimConfig {
             fixture,
