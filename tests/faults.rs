@@ -56,6 +56,21 @@ fn converged(env: &Env, n: usize, host: &str) -> bool {
     })
 }
 
+/// The shops of [`shops`] as ShopifyShops on the Ingress `oms`.
+async fn create_shops(env: &Env, n: usize) {
+    for i in 0..n {
+        env.token_secret(&format!("tok-{i}"), &format!("shpat_kill_{i}"))
+            .await;
+        let domain = format!("kill-{i}.myshopify.com");
+        let endpoint = json!({"ingressRef": {"name": "oms"}});
+        env.create_shop(
+            &format!("shop-{i}"),
+            spec(&domain, &format!("tok-{i}"), endpoint, &TOPICS),
+        )
+        .await;
+    }
+}
+
 fn assert_no_duplicates(env: &Env, n: usize) {
     for i in 0..n {
         let domain = format!("kill-{i}.myshopify.com");
@@ -69,20 +84,7 @@ async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_top
     const N: usize = 10;
     let mut env = Env::new("sigkill", shops(N)).await;
     env.ingress("oms", "oms.popsockets.com").await;
-    for i in 0..N {
-        env.token_secret(&format!("tok-{i}"), &format!("shpat_kill_{i}"))
-            .await;
-        env.create_shop(
-            &format!("shop-{i}"),
-            spec(
-                &format!("kill-{i}.myshopify.com"),
-                &format!("tok-{i}"),
-                json!({"ingressRef": {"name": "oms"}}),
-                &TOPICS,
-            ),
-        )
-        .await;
-    }
+    create_shops(&env, N).await;
     // Slow, flaky Shopify: every kill lands somewhere mid-flight.
     env.sim.set_latency(Duration::from_millis(30));
     let ingresses: Api<Ingress> = Api::namespaced(env.client.clone(), &env.ns);
@@ -149,20 +151,7 @@ async fn the_operator_survives_an_apiserver_restart() {
     ));
     let mut env = Env::with_control_plane(cp, "restart", shops(2)).await;
     env.ingress("oms", "oms.popsockets.com").await;
-    for i in 0..2 {
-        env.token_secret(&format!("tok-{i}"), &format!("shpat_kill_{i}"))
-            .await;
-        env.create_shop(
-            &format!("shop-{i}"),
-            spec(
-                &format!("kill-{i}.myshopify.com"),
-                &format!("tok-{i}"),
-                json!({"ingressRef": {"name": "oms"}}),
-                &TOPICS,
-            ),
-        )
-        .await;
-    }
+    create_shops(&env, 2).await;
     env.operator_args.push((
         "RUST_LOG".into(),
         "info,shopify_operator=debug,kube_runtime::watcher=debug".into(),

@@ -197,15 +197,14 @@ pub async fn reconcile<'a>(
                                 delete_job(&jobs_api, &r.name).await?;
                             }
                         }
-                        if create_job(&jobs_api, &job).await? {
-                            ctx.metrics.sync_jobs.get_or_create(&job_outcome("created")).inc();
-                            out.notes.push(Note::new(
-                                EventType::Normal,
-                                "SyncJobCreated",
-                                "StartSync",
-                                format!("sync {} started Job {} for {slot}", spec.name, job.name_any()),
-                            ));
-                        }
+                        start_job(
+                            ctx,
+                            &jobs_api,
+                            &job,
+                            &mut out.notes,
+                            &format!("sync {} for {slot}", spec.name),
+                        )
+                        .await?;
                         entry.last_schedule_time = Some(Time(*slot));
                         entry.active_jobs = running.len() as i32 + 1
                             - if *replace_running { running.len() as i32 } else { 0 };
@@ -226,19 +225,8 @@ pub async fn reconcile<'a>(
             match job::build(&inputs(now, Some(value))) {
                 Err(e) => invalid.push(format!("{}: {e}", spec.name)),
                 Ok(job) => {
-                    if create_job(&jobs_api, &job).await? {
-                        ctx.metrics.sync_jobs.get_or_create(&job_outcome("created")).inc();
-                        out.notes.push(Note::new(
-                            EventType::Normal,
-                            "SyncJobCreated",
-                            "StartSync",
-                            format!(
-                                "sync {} started Job {} (sync-now {value:?})",
-                                spec.name,
-                                job.name_any()
-                            ),
-                        ));
-                    }
+                    let what = format!("sync {} (sync-now {value:?})", spec.name);
+                    start_job(ctx, &jobs_api, &job, &mut out.notes, &what).await?;
                     entry.active_jobs += 1;
                 }
             }
@@ -331,6 +319,22 @@ fn count_finished(ctx: &Context, before: &SyncStatus, after: &SyncStatus) {
             .get_or_create(&job_outcome("failed"))
             .inc_by(failed as u64);
     }
+}
+
+/// Creates `job` and, when it is new, counts it and notes an Event.
+async fn start_job(
+    ctx: &Context,
+    api: &Api<Job>,
+    job: &Job,
+    notes: &mut Vec<Note>,
+    what: &str,
+) -> Result<(), kube::Error> {
+    if create_job(api, job).await? {
+        ctx.metrics.sync_jobs.get_or_create(&job_outcome("created")).inc();
+        let msg = format!("{what}: started Job {}", job.name_any());
+        notes.push(Note::new(EventType::Normal, "SyncJobCreated", "StartSync", msg));
+    }
+    Ok(())
 }
 
 /// Creates `job`; an existing Job of the same (deterministic) name means
