@@ -46,6 +46,13 @@ pub struct RunArgs {
     #[arg(long, env = "SYNC_FAILURE_THRESHOLD", default_value_t = 3)]
     pub sync_failure_threshold: u32,
 
+    /// Shop domains (or globs with `*`, e.g. `ps-*.myshopify.com`) the
+    /// operator may send tokens to, comma-separated — the original system's
+    /// `allowable_sites`. Shops outside it get `Ready=False` `ShopNotAllowed`.
+    /// Empty: every shop.
+    #[arg(long, env = "ALLOWED_SHOPS", value_delimiter = ',')]
+    pub allowed_shops: Vec<String>,
+
     /// Address of the HTTP server (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -162,6 +169,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         concurrency: args.max_concurrent_reconciles,
         namespace: args.namespace.clone(),
         sync_failure_threshold: args.sync_failure_threshold,
+        allowed_shops: args.allowed_shops.clone(),
     };
     let ctx = Arc::new(Context::new(client.clone(), shopify, settings));
 

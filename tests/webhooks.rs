@@ -674,3 +674,46 @@ async fn kubectl_wait_is_never_satisfied_by_a_stale_generation() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(env.sim.subscriptions(domain).len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shops_outside_the_allow_list_get_no_request() {
+    let mut fixture = one_shop("ps-allowed.myshopify.com", "shpat_allowed", &[]);
+    fixture
+        .shops
+        .extend(one_shop("stranger.myshopify.com", "shpat_stranger", &[]).shops);
+    let mut env = Env::new("allow", fixture).await;
+    env.token_secret("allowed-token", "shpat_allowed").await;
+    env.token_secret("stranger-token", "shpat_stranger").await;
+    let topics = ["orders/create"];
+    env.create_shop(
+        "allowed",
+        spec(
+            "ps-allowed.myshopify.com",
+            "allowed-token",
+            json!({"host": HOST}),
+            &topics,
+        ),
+    )
+    .await;
+    env.create_shop(
+        "stranger",
+        spec(
+            "stranger.myshopify.com",
+            "stranger-token",
+            json!({"host": HOST}),
+            &topics,
+        ),
+    )
+    .await;
+    env.operator_args
+        .push(("ALLOWED_SHOPS".into(), "ps-*.myshopify.com".into()));
+    env.start_operator("1s");
+    env.wait_condition("allowed", "Ready", "True", None).await;
+    env.wait_condition("stranger", "Ready", "False", Some("ShopNotAllowed"))
+        .await;
+    assert_eq!(
+        env.sim.counters("stranger.myshopify.com").requests,
+        0,
+        "a request went to a shop not allowed"
+    );
+}

@@ -66,6 +66,25 @@ pub struct Settings {
     pub namespace: Option<String>,
     /// Consecutive failed Jobs of a sync that make `SyncHealthy` False.
     pub sync_failure_threshold: u32,
+    /// Shop domains (or `*` globs) the operator may talk to; empty = all.
+    pub allowed_shops: Vec<String>,
+}
+
+/// Whether `domain` matches one of `patterns` (`*` matches any run of
+/// characters); an empty list allows every shop.
+pub fn shop_allowed(patterns: &[String], domain: &str) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    patterns.is_empty()
+        || patterns
+            .iter()
+            .any(|p| glob(p.trim().as_bytes(), domain.as_bytes()))
 }
 
 impl Settings {
@@ -76,6 +95,7 @@ impl Settings {
             concurrency: 16,
             namespace: None,
             sync_failure_threshold: 3,
+            allowed_shops: Vec::new(),
         }
     }
 }
@@ -370,6 +390,18 @@ fn token_unreadable(shop: &ShopifyShop, e: &fetch::TokenError) -> webhooks::Outc
     }
 }
 
+/// A shop outside `--allowed-shops`: nothing is sent to Shopify for it.
+fn not_allowed(shop: &ShopifyShop) -> webhooks::Outcome {
+    let msg = format!(
+        "{} is not in the operator's --allowed-shops; nothing is sent to it",
+        shop.spec.domain
+    );
+    let mut out = token_unreadable(shop, &fetch::TokenError::SecretNotFound(String::new()));
+    out.token = Cond::new(TOKEN_VALID, Status::False, "ShopNotAllowed", msg.clone());
+    out.webhooks = Cond::new(WEBHOOKS_SYNCED, Status::Unknown, "ShopNotAllowed", msg);
+    out
+}
+
 async fn set_finalizer(ctx: &Context, shop: &ShopifyShop, present: bool) -> Result<(), Error> {
     let ns = shop.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
@@ -491,7 +523,10 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
 
     let uid = shop.uid().unwrap_or_default();
     let host = fetch::webhook_host(&ctx.client, &shop).await?;
+    let allowed = shop_allowed(&ctx.settings.allowed_shops, &shop.spec.domain);
     let outcome = match fetch::token(&ctx.client, &shop).await? {
+        // The allow-list comes first: no token is ever sent for such a shop.
+        _ if !allowed => not_allowed(&shop),
         Err(e) => token_unreadable(&shop, &e),
         Ok(token) => {
             let key = pass_key(&shop, &host, &token);
@@ -653,3 +688,22 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
 
 /// Names of the conditions this controller writes.
 pub const CONDITION_TYPES: [&str; 4] = [READY, TOKEN_VALID, WEBHOOKS_SYNCED, sync::SYNC_HEALTHY];
+
+#[cfg(test)]
+mod tests {
+    use super::shop_allowed;
+
+    #[test]
+    fn allow_list_globs() {
+        let list = vec![
+            "ps-*.myshopify.com".to_string(),
+            "exact.myshopify.com".to_string(),
+        ];
+        assert!(shop_allowed(&[], "anything.myshopify.com"));
+        assert!(shop_allowed(&list, "ps-direct-fulfilment-online.myshopify.com"));
+        assert!(shop_allowed(&list, "exact.myshopify.com"));
+        assert!(!shop_allowed(&list, "exact.myshopify.com.evil.com"));
+        assert!(!shop_allowed(&list, "evil.myshopify.com"));
+        assert!(!shop_allowed(&list, "ps-.evil.com"));
+    }
+}
