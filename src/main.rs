@@ -17,7 +17,7 @@ struct Cli {
 enum Command {
     /// Run the controller against the cluster of the current kubeconfig or
     /// the in-cluster config.
-    Run(shopify_operator::run::RunArgs),
+    Run(Box<shopify_operator::run::RunArgs>),
     /// Print the ShopifyShop CRD as YAML (what `crds/shopifyshop.yaml` holds).
     Crd,
 }
@@ -35,7 +35,7 @@ fn main() -> std::process::ExitCode {
                 .enable_all()
                 .build()
                 .expect("a tokio runtime");
-            match runtime.block_on(shopify_operator::run::run(args)) {
+            match runtime.block_on(shopify_operator::run::run(*args)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "shopify-operator stopped");
