@@ -367,6 +367,11 @@ pub struct ShopifyShopStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync: Vec<SyncStatus>,
 
+    /// When the access token expires (expiring offline tokens only); it is
+    /// refreshed before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<Time>,
+
     /// The last `shopify-operator.dev/sync-now` annotation value acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_now_handled: Option<String>,

@@ -53,6 +53,10 @@ pub struct RunArgs {
     #[arg(long, env = "ALLOWED_SHOPS", value_delimiter = ',')]
     pub allowed_shops: Vec<String>,
 
+    /// Refresh expiring access tokens this long before their `expires-at`.
+    #[arg(long, env = "TOKEN_REFRESH_AHEAD", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub token_refresh_ahead: Duration,
+
     /// Address of the HTTP server (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -170,6 +174,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         namespace: args.namespace.clone(),
         sync_failure_threshold: args.sync_failure_threshold,
         allowed_shops: args.allowed_shops.clone(),
+        refresh_ahead: args.token_refresh_ahead,
     };
     let ctx = Arc::new(Context::new(client.clone(), shopify, settings));
 

@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod fetch;
 pub mod host;
 pub mod plan;
+pub mod refresh;
 pub mod scopes;
 pub mod sync;
 pub mod webhooks;
@@ -68,6 +69,8 @@ pub struct Settings {
     pub sync_failure_threshold: u32,
     /// Shop domains (or `*` globs) the operator may talk to; empty = all.
     pub allowed_shops: Vec<String>,
+    /// Refresh expiring access tokens this long before `expires-at`.
+    pub refresh_ahead: Duration,
 }
 
 /// Whether `domain` matches one of `patterns` (`*` matches any run of
@@ -96,6 +99,7 @@ impl Settings {
             namespace: None,
             sync_failure_threshold: 3,
             allowed_shops: Vec::new(),
+            refresh_ahead: Duration::from_secs(300),
         }
     }
 }
@@ -524,7 +528,12 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let uid = shop.uid().unwrap_or_default();
     let host = fetch::webhook_host(&ctx.client, &shop).await?;
     let allowed = shop_allowed(&ctx.settings.allowed_shops, &shop.spec.domain);
-    let outcome = match fetch::token(&ctx.client, &shop).await? {
+    let refreshed = if allowed {
+        refresh::run(&ctx, &shop, ctx.settings.refresh_ahead).await?
+    } else {
+        refresh::Refresh::default()
+    };
+    let mut outcome = match fetch::token(&ctx.client, &shop).await? {
         // The allow-list comes first: no token is ever sent for such a shop.
         _ if !allowed => not_allowed(&shop),
         Err(e) => token_unreadable(&shop, &e),
@@ -540,12 +549,20 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
             }
         }
     };
+    if let Some((reason, message)) = &refreshed.warning
+        && outcome.token.status == Status::True
+    {
+        // Still valid now, but it won't stay so: say why in the reason.
+        outcome.token = Cond::new(TOKEN_VALID, Status::True, reason, message.clone());
+    }
+    outcome.notes.extend(refreshed.notes.iter().cloned());
     let token_valid = outcome.token.status == Status::True;
     let syncs = sync::reconcile(&ctx, &shop, token_valid).await?;
     for note in outcome.notes.iter().chain(&syncs.notes) {
         ctx.publish(&shop, note).await;
     }
-    let status = next_status(&shop, &outcome, &syncs, &now());
+    let mut status = next_status(&shop, &outcome, &syncs, &now());
+    status.token_expires_at = refreshed.expires_at.map(Time);
     let ns = shop.namespace().unwrap_or_default();
     for c in &status.conditions {
         ctx.metrics
@@ -563,6 +580,14 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     // Requeue exactly at the next schedule slot, not by polling.
     if let Some(wake) = syncs.wake {
         next = next.min(wake);
+    }
+    // ... and just as the token enters its refresh window.
+    if let Some(expires) = refreshed.expires_at {
+        let ahead = jiff::SignedDuration::try_from(ctx.settings.refresh_ahead).unwrap_or_default();
+        let until = (expires - ahead).duration_since(ctx.clock.now());
+        if let Ok(until) = Duration::try_from(until) {
+            next = next.min(until + Duration::from_secs(1));
+        }
     }
     Ok(Action::requeue(next.min(ctx.settings.resync_interval)))
 }
