@@ -3,26 +3,33 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo crds control-plane fmt lint
+.PHONY: test demo crds control-plane helm fmt lint
 
-## Build the control plane (cached), then format check, lints and every test.
-test: control-plane
+## Build helm and the control plane (both cached), then format check, lints
+## and every test.
+test: helm control-plane
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(CARGO) test
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" $(CARGO) test
 
 ## Local control plane + shopify-sim with the seed shops + the operator.
 demo: control-plane
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(CARGO) run --release --bin shopify-demo
 
-## Regenerate crds/ from the Rust types.
+## Regenerate crds/ from the Rust types (and the chart's copy of it).
 crds:
 	$(CARGO) run -q --bin shopify-operator -- crd > crds/shopifyshop.yaml
+	cp crds/shopifyshop.yaml charts/shopify-operator/crds/shopifyshop.yaml
 
 ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from
 ## pinned Go modules into ~/.cache/shopify-operator (once per version).
 control-plane:
 	hack/control-plane.sh >/dev/null
+
+## Build helm from its pinned Go module into ~/.cache/shopify-operator/helm
+## (once per version); the chart tests (tests/chart.rs) run it.
+helm:
+	hack/helm.sh >/dev/null
 
 fmt:
 	$(CARGO) fmt

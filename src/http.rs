@@ -18,7 +18,8 @@ use crate::metrics::Metrics;
 pub struct Health {
     /// Metrics to expose.
     pub metrics: Arc<Metrics>,
-    /// True once the CRD was found and the initial watches have synced.
+    /// True once the CRD was found and the initial ShopifyShop list has
+    /// synced — or, under leader election, while a healthy standby waits.
     pub ready: Arc<AtomicBool>,
 }
 
@@ -32,7 +33,7 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: waiting for the initial watch sync or the leader lease",
+            "not ready: waiting for the initial watch sync",
         )
     }
 }

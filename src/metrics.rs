@@ -63,6 +63,9 @@ pub struct Metrics {
     pub sync_jobs: Family<JobLabels, Counter>,
     /// Status writes.
     pub status_writes: Counter,
+    /// 1 while this process holds the leader Lease (or runs without
+    /// leader election), 0 while it is a standby.
+    pub leader: Gauge,
     /// 1 for each shop's current condition status, 0 for the others.
     pub shop_condition: Family<ConditionLabels, Gauge>,
 }
@@ -85,6 +88,7 @@ impl Metrics {
             drift_repairs: Counter::default(),
             sync_jobs: Family::default(),
             status_writes: Counter::default(),
+            leader: Gauge::default(),
             shop_condition: Family::default(),
         };
         let ours = m.registry.sub_registry_with_prefix("shopify_operator");
@@ -115,6 +119,7 @@ impl Metrics {
             "ShopifyShop status writes",
             m.status_writes.clone(),
         );
+        ours.register("leader", "1 while this replica is the leader", m.leader.clone());
         // Unprefixed: the name people alert on, `shopify_shop_condition{condition="Ready",status="False"} == 1`.
         m.registry.register(
             "shopify_shop_condition",

@@ -213,6 +213,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .map_err(|e| RunError::Lease(e.to_string()))?;
         let (mut leader, task) = manager.watch().await;
         tracing::info!(%identity, lease = %args.lease_name, %namespace, "waiting to become the leader");
+        // A healthy standby is ready: it can take over. (Were it not, two
+        // replicas would never count as available and rollouts would hang.)
+        ctx.ready.store(true, std::sync::atomic::Ordering::Relaxed);
         let became = tokio::select! {
             r = leader.wait_for(|l| *l) => Some(r.map(|_| ()).map_err(|e| RunError::Lease(e.to_string()))),
             () = stopped() => None,
@@ -227,11 +230,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             }
         }
         tracing::info!(%identity, "became the leader");
+        ctx.metrics.leader.set(1);
         Some((leader, task))
     } else {
         None
     };
 
+    if !args.leader_elect {
+        ctx.metrics.leader.set(1);
+    }
     let controller = controller::run(ctx, stopped());
     match lease {
         None => controller.await,

@@ -141,10 +141,16 @@ async fn a_standby_takes_over_when_the_leader_dies() {
         holder(leases.get("shopify-operator").await.unwrap()).as_deref(),
         Some("a")
     );
-    // The standby serves health but is not ready and does not reconcile.
+    // The standby is healthy and ready to take over, and says it is not
+    // the leader.
     let b_addr = http_addr(&b).await;
     assert_eq!(get(&format!("http://{b_addr}/healthz")).await.unwrap().0, 200);
-    assert_eq!(get(&format!("http://{b_addr}/readyz")).await.unwrap().0, 503);
+    wait_for("standby ready", Duration::from_secs(20), || async {
+        (get(&format!("http://{b_addr}/readyz")).await?.0 == 200).then_some(())
+    })
+    .await;
+    let metrics = get(&format!("http://{b_addr}/metrics")).await.unwrap().1;
+    assert!(metrics.contains("shopify_operator_leader 0"), "{metrics}");
 
     a.kill();
     wait_for("b holds the lease", Duration::from_secs(30), || async {
@@ -163,5 +169,7 @@ async fn a_standby_takes_over_when_the_leader_dies() {
     .await;
     env.wait_condition("shop", "Ready", "True", None).await;
     assert!(b.exited().is_none(), "the new leader exited");
+    let metrics = get(&format!("http://{b_addr}/metrics")).await.unwrap().1;
+    assert!(metrics.contains("shopify_operator_leader 1"), "{metrics}");
     let _ = b.terminate(Duration::from_secs(10));
 }

@@ -1,0 +1,106 @@
+{{/* The chart's name. */}}
+{{- define "shopify-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name: the prefix of every object. */}}
+{{- define "shopify-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the cluster-scoped objects (ClusterRole, ClusterRoleBinding): they
+carry the release namespace, so two releases of the same name in different
+namespaces do not overwrite each other's.
+*/}}
+{{- define "shopify-operator.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "shopify-operator.fullname" .) }}
+{{- end }}
+
+{{- define "shopify-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "shopify-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "shopify-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "shopify-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "shopify-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "shopify-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "shopify-operator.leaseName" -}}
+{{- default (include "shopify-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- define "shopify-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules on the watched resources, the same in both modes (a ClusterRole
+cluster-wide, a Role in watchNamespace). Each is what the operator does:
+  shopifyshops           watch (get/list/watch); patch: the finalizer
+                         shopify-operator.dev/cleanup (merge patch)
+  shopifyshops/status    patch: server-side apply, field manager shopify-operator
+  shopifyshops/finalizers update: needed to create Jobs owned by a shop
+                         (blockOwnerDeletion) where the OwnerReferencesPermission-
+                         Enforcement admission plugin runs (e.g. OpenShift);
+                         grants nothing the patch above does not
+  secrets                get/list/watch: the token Secret, watched for rotation
+  ingresses              get/list/watch: the webhook host, watched for changes
+  jobs                   get/list/watch/create/delete: the sync Jobs (history)
+  events (events.k8s.io) create/patch: kube-runtime's Recorder (patch: series)
+*/}}
+{{- define "shopify-operator.watchedRules" -}}
+- apiGroups: ["shopify-operator.dev"]
+  resources: ["shopifyshops"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["shopify-operator.dev"]
+  resources: ["shopifyshops/status"]
+  verbs: ["patch"]
+- apiGroups: ["shopify-operator.dev"]
+  resources: ["shopifyshops/finalizers"]
+  verbs: ["update"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["ingresses"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/* The start-up check: get on the one CRD, by name. */}}
+{{- define "shopify-operator.crdRule" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  resourceNames: ["shopifyshops.shopify-operator.dev"]
+  verbs: ["get"]
+{{- end }}
