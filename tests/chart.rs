@@ -44,7 +44,7 @@ const NEW_HOST: &str = "new.popsockets.com";
 /// watched namespace otherwise.
 const WATCHED_RULES: &[&str] = &[
     "batch/jobs: create delete get list watch",
-    "core/secrets: get list watch",
+    "core/secrets: get list update watch",
     "events.k8s.io/events: create patch",
     "networking.k8s.io/ingresses: get list watch",
     "shopify-operator.dev/shopifyshops/finalizers: update",
@@ -695,7 +695,6 @@ async fn prove_rbac(namespaced: bool) {
     ];
     let mut denied: Vec<Vec<&str>> = vec![
         vec!["create", "secrets", "-n", &ns],
-        vec!["update", "secrets", "-n", &ns],
         vec!["delete", "secrets", "-n", &ns],
         vec!["update", "shopifyshops.shopify-operator.dev", "-n", &ns],
         vec!["delete", "shopifyshops.shopify-operator.dev", "-n", &ns],

@@ -68,7 +68,9 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
                          (blockOwnerDeletion) where the OwnerReferencesPermission-
                          Enforcement admission plugin runs (e.g. OpenShift);
                          grants nothing the patch above does not
-  secrets                get/list/watch: the token Secret, watched for rotation
+  secrets                get/list/watch: the token Secret, watched for rotation;
+                         update: storing a refreshed expiring token (one
+                         resourceVersion-guarded replace)
   ingresses              get/list/watch: the webhook host, watched for changes
   jobs                   get/list/watch/create/delete: the sync Jobs (history)
   events (events.k8s.io) create/patch: kube-runtime's Recorder (patch: series)
@@ -85,7 +87,7 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list", "watch", "update"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch"]
