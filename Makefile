@@ -12,7 +12,8 @@ test: helm control-plane
 	$(CARGO) clippy --all-targets -- -D warnings
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" $(CARGO) test
 
-## Local control plane + shopify-sim with the seed shops + the operator.
+## Local control plane + shopify-sim with the seed shops + the operator;
+## stays up until Ctrl-C (DEMO_EXIT=1 stops after the Ingress host change).
 demo: control-plane
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(CARGO) run --release --bin shopify-demo
 

@@ -29,10 +29,9 @@ struct Args {
     /// Host the Ingress is switched to.
     #[arg(long, default_value = "oms-k8s.popsockets.com")]
     new_host: String,
-    /// Keep everything running after the demo (Ctrl-C to stop) to explore
-    /// with the printed KUBECONFIG.
-    #[arg(long)]
-    keep_running: bool,
+    /// Stop after the host change instead of staying up until Ctrl-C.
+    #[arg(long, env = "DEMO_EXIT")]
+    exit: bool,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -74,6 +73,12 @@ async fn wait_all_ready(
             return Err(format!("shops not Ready at {host} after {deadline:?}").into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn print_subscriptions(sim: &sim::Sim, shop: &str) {
+    for s in sim.subscriptions(shop) {
+        println!("      {:<20} {:<5} {}  ({})", s.topic, s.format, s.address, s.id);
     }
 }
 
@@ -125,9 +130,29 @@ async fn main() -> Result<(), BoxError> {
     }));
 
     let shops: Api<ShopifyShop> = Api::namespaced(client.clone(), "oms");
-    let took = wait_all_ready(&shops, "oms.popsockets.com", Duration::from_secs(60)).await?;
-    println!("    all shops Ready in {:.1}s", took.as_secs_f64());
-    print!("{}", kubectl(&cp, &["get", "shop", "-n", "oms"])?);
+    println!("==> kubectl wait --for=condition=Ready shopifyshop --all -n oms");
+    let t = Instant::now();
+    print!(
+        "{}",
+        kubectl(
+            &cp,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "shopifyshop",
+                "--all",
+                "-n",
+                "oms",
+                "--timeout=120s"
+            ]
+        )?
+    );
+    wait_all_ready(&shops, "oms.popsockets.com", Duration::from_secs(60)).await?;
+    println!("    all shops Ready in {:.1}s", t.elapsed().as_secs_f64());
+    print!("{}", kubectl(&cp, &["get", "shopifyshops", "-n", "oms"])?);
+    let first = &fixture.shops[0].domain;
+    println!("    shopify-sim's view of {first}:");
+    print_subscriptions(&sim, first);
     let mutations: u64 = fixture
         .shops
         .iter()
@@ -147,7 +172,9 @@ async fn main() -> Result<(), BoxError> {
         .await?;
     let took = wait_all_ready(&shops, &args.new_host, Duration::from_secs(60)).await?;
     println!("    every shop repointed and Ready in {:.2}s", took.as_secs_f64());
-    print!("{}", kubectl(&cp, &["get", "shop", "-n", "oms"])?);
+    print!("{}", kubectl(&cp, &["get", "shopifyshops", "-n", "oms"])?);
+    println!("    shopify-sim's view of {first} now:");
+    print_subscriptions(&sim, first);
     for shop in &fixture.shops {
         let c = sim.counters(&shop.domain);
         let subs = sim.subscriptions(&shop.domain);
@@ -175,7 +202,7 @@ async fn main() -> Result<(), BoxError> {
         )?
     );
 
-    if args.keep_running {
+    if !args.exit {
         let kubeconfig = cp.dir.join("demo.kubeconfig");
         std::fs::copy(cp.admin_kubeconfig(), &kubeconfig)?;
         println!(
