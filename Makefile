@@ -22,6 +22,14 @@ crds:
 	$(CARGO) run -q --bin shopify-operator -- crd > crds/shopifyshop.yaml
 	cp crds/shopifyshop.yaml charts/shopify-operator/crds/shopifyshop.yaml
 
+## Convergence benchmark (benches/converge.rs): N shops x 8 topics against
+## shopify-sim (50 ms per request) and the local control plane, the operator
+## as a release process. SHOPS=10,100,1000,3000 (default 1000); writes
+## target/bench/converge.json and converge.svg and prints a table.
+.PHONY: bench
+bench: control-plane
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" SHOPS="$(SHOPS)" $(CARGO) bench --bench converge
+
 ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from
 ## pinned Go modules into ~/.cache/shopify-operator (once per version).
 control-plane:

@@ -471,6 +471,13 @@ async fn insecure_addresses_are_accepted_only_when_allowed() {
 #[tokio::test]
 async fn aliased_mutations_apply_independently_and_each_costs_ten() {
     let sim = start().await;
+    let _ = gql(&sim, "2025-10", "{ shop { name } }", json!({})).await;
+    assert_eq!(
+        sim.counters(SHOP).last_mutation_at,
+        None,
+        "a query is no mutation"
+    );
+    let before = std::time::Instant::now();
     let doc = r#"mutation {
       a: webhookSubscriptionCreate(topic: ORDERS_CREATE, webhookSubscription: {uri: "https://hooks.example.com/1"}) { webhookSubscription { id } userErrors { field message } }
       b: webhookSubscriptionCreate(topic: ORDERS_CREATE, webhookSubscription: {uri: "https://hooks.example.com/1"}) { webhookSubscription { id } userErrors { field message } }
@@ -495,6 +502,7 @@ async fn aliased_mutations_apply_independently_and_each_costs_ten() {
     let c = sim.counters(SHOP);
     assert_eq!(c.operation("webhookSubscriptionCreate"), 3);
     assert_eq!(c.mutations, 3);
+    assert!(c.last_mutation_at.is_some_and(|t| t >= before));
 }
 
 #[tokio::test]

@@ -26,6 +26,10 @@ pub struct Counters {
     pub dropped: u64,
     /// Sum of the actual query cost charged.
     pub cost: u64,
+    /// When the last executed mutation field ran (benchmarks time
+    /// convergence by it). In-process only: not in the admin API's JSON.
+    #[serde(skip)]
+    pub last_mutation_at: Option<std::time::Instant>,
 }
 
 impl Counters {

@@ -107,6 +107,9 @@ impl Extension for CostGate {
         rc.state.count(&rc.shop, |c| {
             c.mutations += mutations;
             c.cost += actual;
+            if mutations > 0 {
+                c.last_mutation_at = Some(std::time::Instant::now());
+            }
         });
         resp
     }

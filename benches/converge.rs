@@ -1,0 +1,1538 @@
+//! Convergence at scale: N shops × 8 topics against shopify-sim (50 ms per
+//! request, Standard-plan cost limits) and a real control plane, with the
+//! operator as a separate release-built process running as its own user.
+//!
+//! For each N (default 1000; `SHOPS=10,100,1000,3000` or `--shops …`):
+//! * **set-up** (reported separately): N Secrets + N ShopifyShops created
+//!   through the apiserver, concurrently (bounded); the simulator already
+//!   has every shop's 8 subscriptions at `https://oms.popsockets.com/…`, so
+//!   the operator adopts them;
+//! * **cold start**: operator start → every shop `Ready` (watched on the
+//!   apiserver); Shopify mutations must be 0;
+//! * **host change**: Ingress `oms` gets a new host → every subscription
+//!   repointed, timed to the simulator's last mutation and to the last
+//!   `Ready` status at the new host; target ≤ 2 Shopify requests per shop;
+//! * **steady**: three resyncs of every shop (short `RESYNC_INTERVAL`):
+//!   target 0 mutations and 0 apiserver writes; then an **idle** window
+//!   between resyncs (operator CPU while nothing happens);
+//! * **control-plane cost**: with the operator stopped, 300 requests of each
+//!   kind a reconcile makes (GET Secret, GET Ingress, create Event, status
+//!   apply, status merge-patch), with the apiserver's and etcd's CPU per
+//!   request — what bounds convergence on a small machine.
+//!
+//! Each phase reports wall time, Shopify requests per shop by operation,
+//! apiserver writes of the operator's identity (audit log), the operator's
+//! peak RSS (sampled VmRSS, and VmHWM) and CPU seconds, and the CPU seconds
+//! of kube-apiserver, etcd and this process (simulator + watches).
+//!
+//! Output: `target/bench/converge.json` (runs of other N already in the file
+//! are kept, a re-run of an N replaces it), `target/bench/converge.svg`
+//! (convergence over time, scaling across N, memory) and a table on stdout.
+//!
+//! `cargo bench --bench converge [-- --shops 10,100 --latency-ms 50 --out DIR
+//! --resync 20s]`; env `SHOPS`, `LATENCY_MS`, `BENCH_OUT`, `BENCH_RESYNC`,
+//! `SETUP_CONCURRENCY`; `--quick` / `BENCH_QUICK=1` skips the steady and
+//! idle phases; `--report` only redraws the plot and prints the table from
+//! the stored JSON. The operator inherits the environment, so
+//! `MAX_CONCURRENT_RECONCILES` or `MALLOC_ARENA_MAX` reach it;
+//! `BENCH_OPERATOR_WRAPPER="heaptrack -o /tmp/op"` runs it under a profiler
+//! (its RSS and CPU are then the wrapper's). It prints numbers and asserts no
+//! timings; without `--bench` (as under `cargo test --benches`) it does
+//! nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shopify_operator::crd::ShopifyShop;
+use shopify_operator::sim::{self, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture};
+use shopify_operator::testenv::{self, AuditWrite, ControlPlane, Options, Supervised};
+
+const TOPICS: [&str; 8] = [
+    "orders/create",
+    "orders/updated",
+    "orders/cancelled",
+    "orders/fulfilled",
+    "products/update",
+    "products/create",
+    "customers/update",
+    "app/uninstalled",
+];
+const OLD_HOST: &str = "oms.popsockets.com";
+const NEW_HOST: &str = "oms-v2.popsockets.com";
+const USER: &str = "bench-operator";
+const POLL: Duration = Duration::from_millis(50);
+/// After convergence, how long requests and writes are still counted (a
+/// straggling extra reconcile would show up).
+const SETTLE: Duration = Duration::from_secs(2);
+
+// ---------------------------------------------------------------- settings
+
+#[derive(Debug, Clone)]
+struct Settings {
+    shops: Vec<usize>,
+    latency: Duration,
+    out: PathBuf,
+    resync: Option<Duration>,
+    setup_concurrency: usize,
+    /// Cold start and host change only.
+    quick: bool,
+    /// Only redraw the plot and print the table from converge.json.
+    report_only: bool,
+}
+
+fn settings() -> Option<Settings> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        return None;
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let mut s = Settings {
+        shops: vec![1000],
+        latency: Duration::from_millis(50),
+        out: Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench"),
+        resync: None,
+        setup_concurrency: 32,
+        quick: env("BENCH_QUICK").is_some_and(|v| v != "0"),
+        report_only: false,
+    };
+    let mut shops = env("SHOPS");
+    let mut latency = env("LATENCY_MS");
+    let mut resync = env("BENCH_RESYNC");
+    if let Some(o) = env("BENCH_OUT") {
+        s.out = PathBuf::from(o);
+    }
+    if let Some(c) = env("SETUP_CONCURRENCY").and_then(|c| c.parse().ok()) {
+        s.setup_concurrency = c;
+    }
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (a.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next());
+        match flag.as_str() {
+            "--shops" => shops = value(),
+            "--latency-ms" => latency = value(),
+            "--resync" => resync = value(),
+            "--out" => s.out = PathBuf::from(value().unwrap_or_default()),
+            "--quick" => s.quick = true,
+            "--report" => s.report_only = true,
+            "--bench" => {}
+            other => eprintln!("converge: ignoring argument {other:?}"),
+        }
+    }
+    if let Some(list) = shops {
+        s.shops = list
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad shop count {n:?}"))
+            })
+            .collect();
+    }
+    if let Some(ms) = latency {
+        s.latency = Duration::from_millis(ms.parse().expect("LATENCY_MS is a number of milliseconds"));
+    }
+    if let Some(r) = resync {
+        s.resync = Some(humantime::parse_duration(&r).expect("BENCH_RESYNC like 20s"));
+    }
+    Some(s)
+}
+
+/// Resync interval of a run: 20 s up to 1,000 shops, then 20 s per 1,000, so
+/// a host-change wave never overlaps a resync wave of the same shop.
+fn resync_for(n: usize, s: &Settings) -> Duration {
+    s.resync
+        .unwrap_or_else(|| Duration::from_secs(20 * (n as u64).div_ceil(1000).max(1)))
+}
+
+// ------------------------------------------------------------ /proc probes
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// (ppid, cpu seconds) of a process, from /proc/PID/stat.
+fn proc_stat(pid: u32) -> Option<(u32, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = f.get(1)?.parse().ok()?;
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((ppid, (utime + stime) / clk_tck()))
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A `kB` field of /proc/PID/status, in MiB.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| proc_stat(*pid).is_some_and(|(ppid, _)| ppid == parent))
+        .collect()
+}
+
+/// Children of this process by name (`kube-apiserver`, `etcd`).
+fn child_pids() -> HashMap<String, u32> {
+    children_of(std::process::id())
+        .into_iter()
+        .map(|pid| (comm(pid), pid))
+        .collect()
+}
+
+fn loadavg() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Machine {
+    cores: usize,
+    mem_total_mib: f64,
+    cpu_model: String,
+    kernel: String,
+    loadavg_before: Vec<f64>,
+    loadavg_after: Vec<f64>,
+}
+
+fn machine() -> Machine {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0;
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_string())
+        .unwrap_or_default();
+    Machine {
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        mem_total_mib: mem.round(),
+        cpu_model: model,
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        loadavg_before: loadavg(),
+        loadavg_after: Vec::new(),
+    }
+}
+
+// ------------------------------------------------------------ the world
+
+fn domain(i: usize) -> String {
+    format!("bench-{i:05}.myshopify.com")
+}
+
+fn token(i: usize) -> String {
+    format!("shpat_bench_{i:05}")
+}
+
+fn address(host: &str, topic: &str) -> String {
+    format!("https://{host}/webhooks/{}", topic.replace('/', "_"))
+}
+
+fn fixture(n: usize) -> Fixture {
+    Fixture {
+        shops: (0..n)
+            .map(|i| ShopFixture {
+                domain: domain(i),
+                name: Some(format!("Bench shop {i}")),
+                tokens: vec![TokenFixture {
+                    access_token: token(i),
+                    scopes: vec![
+                        "read_orders".into(),
+                        "read_products".into(),
+                        "read_customers".into(),
+                    ],
+                    ..Default::default()
+                }],
+                subscriptions: TOPICS
+                    .iter()
+                    .map(|t| SubscriptionFixture {
+                        topic: t.to_string(),
+                        address: address(OLD_HOST, t),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        app: None,
+    }
+}
+
+async fn create_ingress(client: &Client, ns: &str) -> Result<(), kube::Error> {
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let i: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "oms"},
+        "spec": {"rules": [{"host": OLD_HOST, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "oms", "port": {"number": 80}}}}]}}]}
+    }))
+    .expect("ingress");
+    ingresses.create(&PostParams::default(), &i).await.map(|_| ())
+}
+
+async fn create_shop(client: &Client, ns: &str, i: usize) -> Result<(), kube::Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let shops: Api<ShopifyShop> = Api::namespaced(client.clone(), ns);
+    let name = format!("shop-{i:05}");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": format!("{name}-token")},
+        "stringData": {"access-token": token(i)}
+    }))
+    .expect("secret");
+    secrets.create(&PostParams::default(), &secret).await?;
+    let shop: ShopifyShop = serde_json::from_value(json!({
+        "apiVersion": "shopify-operator.dev/v1alpha1",
+        "kind": "ShopifyShop",
+        "metadata": {"name": name},
+        "spec": {
+            "domain": domain(i),
+            "token": {"secretRef": {"name": format!("{name}-token")}},
+            "webhooks": {"endpoint": {"ingressRef": {"name": "oms"}}, "topics": TOPICS},
+        },
+    }))
+    .expect("shop");
+    shops.create(&PostParams::default(), &shop).await.map(|_| ())
+}
+
+// ------------------------------------------------------- status tracking
+
+/// What the bench knows about a shop's status, from a watch, with the time
+/// the (ready, host) pair was first seen.
+struct Seen {
+    ready: bool,
+    host: Option<String>,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Tracker {
+    shops: HashMap<String, Seen>,
+}
+
+impl Tracker {
+    fn apply(&mut self, shop: &ShopifyShop, at: Instant) {
+        let status = shop.status.as_ref();
+        let ready = status.is_some_and(|s| {
+            s.observed_generation == shop.metadata.generation
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        let host = status.and_then(|s| s.webhook_host.clone());
+        let entry = self.shops.entry(shop.name_any()).or_insert(Seen {
+            ready: !ready,
+            host: None,
+            since: at,
+        });
+        if entry.ready != ready || entry.host != host {
+            *entry = Seen {
+                ready,
+                host,
+                since: at,
+            };
+        }
+    }
+
+    /// Times (since `t0`) at which each shop became Ready at `host`.
+    fn ready_at(&self, host: &str, t0: Instant) -> Vec<f64> {
+        self.shops
+            .values()
+            .filter(|s| s.ready && s.host.as_deref() == Some(host))
+            .map(|s| s.since.saturating_duration_since(t0).as_secs_f64())
+            .collect()
+    }
+}
+
+fn track(client: Client, ns: &str) -> Arc<Mutex<Tracker>> {
+    let tracker = Arc::new(Mutex::new(Tracker::default()));
+    let t = tracker.clone();
+    let api: Api<ShopifyShop> = Api::namespaced(client, ns);
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .applied_objects();
+        let mut stream = std::pin::pin!(stream);
+        while let Ok(Some(shop)) = stream.try_next().await {
+            t.lock().expect("tracker").apply(&shop, Instant::now());
+        }
+    });
+    tracker
+}
+
+// --------------------------------------------------------------- phases
+
+/// Everything measured in one phase.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Phase {
+    completed: bool,
+    wall_s: f64,
+    shopify_requests: u64,
+    requests_per_shop: f64,
+    max_requests_one_shop: u64,
+    /// Mean attempts per shop by GraphQL root field (a document with 8
+    /// aliased updates counts 8 `webhookSubscriptionUpdate`).
+    per_shop_by_operation: BTreeMap<String, f64>,
+    mutations: u64,
+    throttled: u64,
+    apiserver_writes: u64,
+    writes_by_kind: BTreeMap<String, u64>,
+    status_writes_metric: f64,
+    /// Reconciles finished in the phase and their mean duration (operator
+    /// metrics).
+    reconciles: f64,
+    mean_reconcile_s: f64,
+    operator_peak_rss_mib: f64,
+    operator_vmhwm_mib: f64,
+    /// At the end of the phase: anonymous (heap, stacks) and file-backed
+    /// (the binary) resident memory, and threads.
+    operator_rss_anon_mib: f64,
+    operator_rss_file_mib: f64,
+    operator_threads: f64,
+    operator_cpu_s: f64,
+    apiserver_cpu_s: f64,
+    etcd_cpu_s: f64,
+    bench_process_cpu_s: f64,
+}
+
+/// Counters at the start of a phase.
+struct Mark {
+    at: Instant,
+    writes: usize,
+    cpu: HashMap<&'static str, f64>,
+    status_writes: f64,
+    reconcile_count: f64,
+    reconcile_sum: f64,
+}
+
+struct World {
+    n: usize,
+    cp: ControlPlane,
+    sim: Sim,
+    client: Client,
+    ns: String,
+    operator: Supervised,
+    metrics_url: String,
+    http: reqwest::Client,
+    tracker: Arc<Mutex<Tracker>>,
+    pids: HashMap<String, u32>,
+    peak_rss: f64,
+}
+
+impl World {
+    fn cpu(&self) -> HashMap<&'static str, f64> {
+        let mut m = HashMap::new();
+        let get = |pid: Option<&u32>| pid.and_then(|p| proc_stat(*p)).map_or(0.0, |(_, c)| c);
+        m.insert("operator", get(Some(&self.operator.pid())));
+        m.insert("apiserver", get(self.pids.get("kube-apiserver")));
+        m.insert("etcd", get(self.pids.get("etcd")));
+        m.insert("bench", get(Some(&std::process::id())));
+        m
+    }
+
+    fn sample(&mut self) {
+        if let Some(rss) = status_mib(self.operator.pid(), "VmRSS:") {
+            self.peak_rss = self.peak_rss.max(rss);
+        }
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let Ok(resp) = self.http.get(&self.metrics_url).send().await else {
+            return f64::NAN;
+        };
+        let text = resp.text().await.unwrap_or_default();
+        text.lines()
+            .filter(|l| l.split([' ', '{']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    async fn mark(&mut self) -> Mark {
+        self.sim.reset_counters();
+        self.peak_rss = 0.0;
+        self.sample();
+        Mark {
+            at: Instant::now(),
+            writes: self.cp.audit_writes(USER).len(),
+            cpu: self.cpu(),
+            status_writes: self.metric("shopify_operator_status_writes_total").await,
+            reconcile_count: self
+                .metric("shopify_operator_reconcile_duration_seconds_count")
+                .await,
+            reconcile_sum: self
+                .metric("shopify_operator_reconcile_duration_seconds_sum")
+                .await,
+        }
+    }
+
+    async fn finish(&mut self, mark: &Mark, wall: Duration, completed: bool) -> Phase {
+        self.sample();
+        let counters = self.sim.all_counters();
+        let n = self.n as f64;
+        let mut by_op: BTreeMap<String, f64> = BTreeMap::new();
+        for c in counters.values() {
+            for (op, v) in &c.operations {
+                *by_op.entry(op.clone()).or_default() += *v as f64 / n;
+            }
+        }
+        by_op
+            .values_mut()
+            .for_each(|v| *v = (*v * 1000.0).round() / 1000.0);
+        let writes: Vec<AuditWrite> = self.cp.audit_writes(USER).split_off(mark.writes);
+        let mut kinds = BTreeMap::new();
+        for w in &writes {
+            let key = match &w.subresource {
+                Some(sub) => format!("{} {}/{sub}", w.verb, w.resource),
+                None => format!("{} {}", w.verb, w.resource),
+            };
+            *kinds.entry(key).or_default() += 1;
+        }
+        let cpu = self.cpu();
+        let d = |k: &str| cpu[k] - mark.cpu[k];
+        let requests: u64 = counters.values().map(|c| c.requests).sum();
+        let reconciles = self
+            .metric("shopify_operator_reconcile_duration_seconds_count")
+            .await
+            - mark.reconcile_count;
+        let reconcile_s = self
+            .metric("shopify_operator_reconcile_duration_seconds_sum")
+            .await
+            - mark.reconcile_sum;
+        Phase {
+            completed,
+            wall_s: wall.as_secs_f64(),
+            shopify_requests: requests,
+            requests_per_shop: requests as f64 / n,
+            max_requests_one_shop: counters.values().map(|c| c.requests).max().unwrap_or(0),
+            per_shop_by_operation: by_op,
+            mutations: counters.values().map(|c| c.mutations).sum(),
+            throttled: counters.values().map(|c| c.throttled).sum(),
+            apiserver_writes: writes.len() as u64,
+            writes_by_kind: kinds,
+            status_writes_metric: self.metric("shopify_operator_status_writes_total").await
+                - mark.status_writes,
+            reconciles,
+            mean_reconcile_s: reconcile_s / reconciles.max(1.0),
+            operator_peak_rss_mib: self.peak_rss,
+            operator_vmhwm_mib: status_mib(self.operator.pid(), "VmHWM:").unwrap_or(0.0),
+            operator_rss_anon_mib: status_mib(self.operator.pid(), "RssAnon:").unwrap_or(0.0),
+            operator_rss_file_mib: status_mib(self.operator.pid(), "RssFile:").unwrap_or(0.0),
+            operator_threads: status_mib(self.operator.pid(), "Threads:").unwrap_or(0.0) * 1024.0,
+            operator_cpu_s: d("operator"),
+            apiserver_cpu_s: d("apiserver"),
+            etcd_cpu_s: d("etcd"),
+            bench_process_cpu_s: d("bench"),
+        }
+    }
+
+    /// Polls until every shop is Ready at `host` or `deadline` passes;
+    /// returns the per-shop times (since `t0`) and whether all made it.
+    async fn wait_ready(&mut self, host: &str, t0: Instant, deadline: Duration) -> (Vec<f64>, bool) {
+        loop {
+            self.sample();
+            let times = self.tracker.lock().expect("tracker").ready_at(host, t0);
+            if times.len() == self.n {
+                return (times, true);
+            }
+            if t0.elapsed() > deadline {
+                return (times, false);
+            }
+            if let Some(status) = self.operator.exited() {
+                eprintln!("operator exited: {status}\n{}", self.operator.log_tail(30));
+                return (times, false);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// SIGTERM to the operator and to whatever a profiler wrapper started
+    /// (a wrapper may not pass the signal on).
+    fn stop_operator(&mut self) {
+        let mut pids = vec![self.operator.pid()];
+        let mut i = 0;
+        while i < pids.len() {
+            pids.extend(children_of(pids[i]));
+            i += 1;
+        }
+        for pid in pids.iter().skip(1).rev() {
+            // SAFETY: plain kill(2) on a descendant we started.
+            unsafe {
+                libc::kill(*pid as i32, libc::SIGTERM);
+            }
+        }
+        self.operator.terminate(Duration::from_secs(10));
+    }
+
+    async fn sleep_sampling(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.sample();
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+fn deadline(n: usize) -> Duration {
+    Duration::from_secs(120) + Duration::from_millis(100) * n as u32
+}
+
+/// Sorted times thinned to at most `max` points (always keeping the last).
+fn curve(mut times: Vec<f64>, per_item: usize, max: usize) -> Vec<(f64, usize)> {
+    times.sort_by(f64::total_cmp);
+    let len = times.len();
+    let step = len.div_ceil(max).max(1);
+    let mut out: Vec<(f64, usize)> = times
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % step == 0 || *i + 1 == len)
+        .map(|(i, t)| ((t * 1000.0).round() / 1000.0, (i + 1) * per_item))
+        .collect();
+    out.insert(0, (0.0, 0));
+    out
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Run {
+    shops: usize,
+    topics_per_shop: usize,
+    latency_ms: u64,
+    resync_interval_s: f64,
+    max_concurrent_reconciles: String,
+    machine: Option<Machine>,
+    setup: BTreeMap<String, f64>,
+    cold_start: Phase,
+    cold_start_to_first_ready_s: f64,
+    cold_start_ready_curve: Vec<(f64, usize)>,
+    host_change: Phase,
+    host_change_to_first_mutation_s: f64,
+    host_change_to_last_mutation_s: f64,
+    host_change_to_last_ready_s: f64,
+    subscriptions_repointed: usize,
+    /// (seconds after the Ingress update, subscriptions repointed), from
+    /// each shop's mutation time in the simulator.
+    repoint_curve: Vec<(f64, usize)>,
+    /// (seconds after the Ingress update, shops Ready at the new host).
+    ready_curve: Vec<(f64, usize)>,
+    steady: Phase,
+    steady_resyncs: u64,
+    idle: Phase,
+    /// Operator CPU while no Shopify request was made (half-second slots of
+    /// the idle window), in % of one core.
+    idle_cpu_percent: f64,
+    idle_quiet_s: f64,
+    /// kube-apiserver (and etcd) CPU per request of each kind the operator
+    /// makes, measured after the phases with the operator stopped.
+    apiserver_cost: BTreeMap<String, OpCost>,
+}
+
+async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> {
+    let mut out = Run {
+        shops: n,
+        topics_per_shop: TOPICS.len(),
+        latency_ms: s.latency.as_millis() as u64,
+        machine: Some(machine()),
+        max_concurrent_reconciles: std::env::var("MAX_CONCURRENT_RECONCILES")
+            .unwrap_or_else(|_| "64 (default)".into()),
+        ..Default::default()
+    };
+    let resync = resync_for(n, s);
+    out.resync_interval_s = resync.as_secs_f64();
+    eprintln!("== {n} shops: starting the control plane and the simulator");
+    let started = Instant::now();
+    let cp = ControlPlane::start(Options {
+        controller_manager: false,
+    })
+    .await?;
+    let pids = child_pids();
+    out.setup
+        .insert("control_plane_s".into(), started.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let sim = sim::start(SimConfig {
+        latency: s.latency,
+        fixture: fixture(n),
+        ..Default::default()
+    })
+    .await?;
+    out.setup.insert("simulator_s".into(), t.elapsed().as_secs_f64());
+    let client = cp.admin_client().await?;
+    let ns = cp.namespace("bench").await?;
+    create_ingress(&client, &ns).await?;
+
+    let t = Instant::now();
+    let results: Vec<Result<(), kube::Error>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let (client, ns) = (client.clone(), ns.clone());
+            async move { create_shop(&client, &ns, i).await }
+        })
+        .buffer_unordered(s.setup_concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let setup = t.elapsed().as_secs_f64();
+    out.setup.insert("objects".into(), (2 * n) as f64);
+    out.setup.insert("concurrency".into(), s.setup_concurrency as f64);
+    out.setup.insert("create_secrets_and_shops_s".into(), setup);
+    out.setup
+        .insert("objects_per_s".into(), (2 * n) as f64 / setup.max(1e-9));
+    eprintln!("   set-up: {} objects in {setup:.1} s", 2 * n);
+
+    let tracker = track(client.clone(), &ns);
+    // Let the watch list the shops before the operator starts.
+    while tracker.lock().expect("tracker").shops.len() < n {
+        tokio::time::sleep(POLL).await;
+    }
+
+    // ----- cold start
+    let kubeconfig = cp.write_user_kubeconfig(USER, &["system:masters"])?;
+    let log = cp.dir.join("operator.log");
+    let bin = env!("CARGO_BIN_EXE_shopify-operator");
+    // A profiler around the operator (its RSS and CPU are then the wrapper's).
+    let wrapper: Vec<String> = std::env::var("BENCH_OPERATOR_WRAPPER")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    let mut cmd = match wrapper.split_first() {
+        Some((w, rest)) => {
+            let mut c = std::process::Command::new(w);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => std::process::Command::new(bin),
+    };
+    cmd.arg("run")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("SHOPIFY_BASE_URL", sim.base_url())
+        .env("WATCH_NAMESPACE", &ns)
+        .env("RESYNC_INTERVAL", humantime::format_duration(resync).to_string())
+        .env("HTTP_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "text");
+    sim.reset_counters();
+    let cold_writes = cp.audit_writes(USER).len();
+    let cold_cpu_bench = proc_stat(std::process::id()).map_or(0.0, |p| p.1);
+    let pre_apiserver = pids
+        .get("kube-apiserver")
+        .and_then(|p| proc_stat(*p))
+        .map_or(0.0, |p| p.1);
+    let pre_etcd = pids.get("etcd").and_then(|p| proc_stat(*p)).map_or(0.0, |p| p.1);
+    let t0 = Instant::now();
+    let operator = testenv::spawn_supervised("shopify-operator", &mut cmd, &log)?;
+    let metrics_url = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find(|l| l.contains("serving /healthz"))
+            .and_then(|l| l.split("addr=").nth(1))
+        {
+            break format!("http://{}/metrics", addr.trim());
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            return Err(format!("operator did not start:\n{text}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut w = World {
+        n,
+        cp,
+        sim,
+        client,
+        ns,
+        operator,
+        metrics_url,
+        http: reqwest::Client::new(),
+        tracker,
+        pids,
+        peak_rss: 0.0,
+    };
+    let mark = Mark {
+        at: t0,
+        writes: cold_writes,
+        cpu: HashMap::from([
+            ("operator", 0.0),
+            ("apiserver", pre_apiserver),
+            ("etcd", pre_etcd),
+            ("bench", cold_cpu_bench),
+        ]),
+        status_writes: 0.0,
+        reconcile_count: 0.0,
+        reconcile_sum: 0.0,
+    };
+    let (times, ok) = w.wait_ready(OLD_HOST, t0, deadline(n)).await;
+    let wall = times.iter().copied().fold(0.0, f64::max);
+    out.cold_start_to_first_ready_s = times.iter().copied().fold(f64::INFINITY, f64::min);
+    out.cold_start_ready_curve = curve(times, 1, 200);
+    let wall = if ok {
+        Duration::from_secs_f64(wall)
+    } else {
+        t0.elapsed()
+    };
+    w.sleep_sampling(SETTLE).await;
+    out.cold_start = w.finish(&mark, wall, ok).await;
+    eprintln!(
+        "   cold start: {:.2} s, {:.2} requests/shop, {} mutations",
+        out.cold_start.wall_s, out.cold_start.requests_per_shop, out.cold_start.mutations
+    );
+    if !ok {
+        w.stop_operator();
+        return Ok(out);
+    }
+    // The cold-start reconciles requeue at +resync; the host change comes
+    // well before that and re-arms each shop's resync timer.
+    w.sleep_sampling(Duration::from_secs(1)).await;
+
+    // ----- host change
+    let mark = w.mark().await;
+    let ingresses: Api<Ingress> = Api::namespaced(w.client.clone(), &w.ns);
+    let patch = json!({"spec": {"rules": [{"host": NEW_HOST}]}});
+    let t0 = Instant::now();
+    ingresses
+        .patch("oms", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let (ready, ok) = w.wait_ready(NEW_HOST, t0, deadline(n)).await;
+    let to_ready = ready.iter().copied().fold(0.0, f64::max);
+    let counters = w.sim.all_counters();
+    let mutated: Vec<f64> = counters
+        .values()
+        .filter_map(|c| c.last_mutation_at)
+        .map(|at| at.saturating_duration_since(t0).as_secs_f64())
+        .collect();
+    out.host_change_to_first_mutation_s = mutated.iter().copied().fold(f64::INFINITY, f64::min);
+    out.host_change_to_last_mutation_s = mutated.iter().copied().fold(0.0, f64::max);
+    out.host_change_to_last_ready_s = to_ready;
+    out.repoint_curve = curve(mutated, TOPICS.len(), 200);
+    out.ready_curve = curve(ready, 1, 200);
+    let wall = if ok {
+        Duration::from_secs_f64(to_ready)
+    } else {
+        t0.elapsed()
+    };
+    w.sleep_sampling(SETTLE).await;
+    out.subscriptions_repointed = (0..n)
+        .map(|i| {
+            w.sim
+                .subscriptions(&domain(i))
+                .iter()
+                .filter(|s| s.address.starts_with(&format!("https://{NEW_HOST}/")))
+                .count()
+        })
+        .sum();
+    out.host_change = w
+        .finish(&mark, wall, ok && out.subscriptions_repointed == n * TOPICS.len())
+        .await;
+    eprintln!(
+        "   host change: last mutation {:.2} s, last Ready {:.2} s, {:.2} requests/shop, {} writes",
+        out.host_change_to_last_mutation_s,
+        out.host_change_to_last_ready_s,
+        out.host_change.requests_per_shop,
+        out.host_change.apiserver_writes
+    );
+    if !ok {
+        w.stop_operator();
+        return Ok(out);
+    }
+    if !s.quick {
+        steady_and_idle(&mut w, &mut out, resync).await;
+    }
+    if let Some(m) = out.machine.as_mut() {
+        m.loadavg_after = loadavg();
+    }
+    w.stop_operator();
+    out.apiserver_cost = apiserver_cost(&w, 300).await.unwrap_or_else(|e| {
+        eprintln!("   apiserver cost probe failed: {e}");
+        BTreeMap::new()
+    });
+    w.sim.shutdown().await;
+    w.cp.stop();
+    Ok(out)
+}
+
+async fn steady_and_idle(w: &mut World, out: &mut Run, resync: Duration) {
+    let n = w.n;
+    // ----- steady: three resyncs of every shop
+    let mark = w.mark().await;
+    let steady_deadline = resync * 3 + deadline(n);
+    let mut ok = false;
+    let mut last_check = Instant::now() - Duration::from_secs(1);
+    while mark.at.elapsed() < steady_deadline {
+        w.sample();
+        if last_check.elapsed() >= Duration::from_millis(250) {
+            last_check = Instant::now();
+            let counters = w.sim.all_counters();
+            let min_lists = (0..n)
+                .map(|i| {
+                    counters
+                        .get(&domain(i))
+                        .map_or(0, |c| c.operation("webhookSubscriptions"))
+                })
+                .min()
+                .unwrap_or(0);
+            if min_lists >= 3 {
+                ok = true;
+                break;
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let wall = mark.at.elapsed();
+    out.steady = w.finish(&mark, wall, ok).await;
+    out.steady_resyncs = 3;
+    eprintln!(
+        "   steady: {:.1} s, {} mutations, {} writes",
+        out.steady.wall_s, out.steady.mutations, out.steady.apiserver_writes
+    );
+
+    // ----- idle: between two resync waves. Late shops of a wave may still
+    // list in the window, so CPU is also summed over the half-seconds in
+    // which the simulator saw no request at all.
+    let idle = (resync / 2).min(Duration::from_secs(10));
+    w.sleep_sampling(Duration::from_millis(500)).await;
+    let mark = w.mark().await;
+    let (mut quiet_cpu, mut quiet_s) = (0.0, 0.0);
+    let requests = |w: &World| -> u64 { w.sim.all_counters().values().map(|c| c.requests).sum() };
+    let mut prev = (w.cpu()["operator"], requests(w), Instant::now());
+    while mark.at.elapsed() < idle {
+        w.sleep_sampling(Duration::from_millis(500)).await;
+        let now = (w.cpu()["operator"], requests(w), Instant::now());
+        if now.1 == prev.1 {
+            quiet_cpu += now.0 - prev.0;
+            quiet_s += (now.2 - prev.2).as_secs_f64();
+        }
+        prev = now;
+    }
+    out.idle = w.finish(&mark, mark.at.elapsed(), true).await;
+    out.idle_quiet_s = quiet_s;
+    out.idle_cpu_percent = 100.0 * quiet_cpu / quiet_s.max(1e-9);
+    eprintln!(
+        "   idle: {:.2}% CPU over {:.1} s without Shopify requests ({} requests in the {:.0} s window)",
+        out.idle_cpu_percent,
+        quiet_s,
+        out.idle.shopify_requests,
+        idle.as_secs_f64()
+    );
+}
+
+// ------------------------------------------------------- apiserver cost
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct OpCost {
+    requests: usize,
+    apiserver_cpu_ms: f64,
+    etcd_cpu_ms: f64,
+    wall_ms: f64,
+}
+
+/// Sends `k` requests of each kind the operator makes per reconcile (16 at
+/// a time, as the admin) and divides the apiserver's and etcd's CPU time by
+/// the count: what one shop's reconcile costs the control plane.
+async fn apiserver_cost(w: &World, k: usize) -> Result<BTreeMap<String, OpCost>, kube::Error> {
+    use k8s_openapi::api::events::v1::Event;
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
+    let ingresses: Api<Ingress> = Api::namespaced(w.client.clone(), &w.ns);
+    let events: Api<Event> = Api::namespaced(w.client.clone(), &w.ns);
+    let shops: Api<ShopifyShop> = Api::namespaced(w.client.clone(), &w.ns);
+    // Requests cycle over the first shops; every status write is a change.
+    let shops_used = k.min(w.n);
+    let mut statuses = Vec::with_capacity(shops_used);
+    for i in 0..shops_used {
+        let shop = shops.get(&format!("shop-{i:05}")).await?;
+        statuses.push(shop.status.unwrap_or_default());
+    }
+    let cpu = |name: &str| w.pids.get(name).and_then(|p| proc_stat(*p)).map_or(0.0, |p| p.1);
+    let mut out = BTreeMap::new();
+    for op in [
+        "get secret",
+        "get ingress",
+        "create event",
+        "apply shopifyshops/status (server-side apply)",
+        "merge-patch shopifyshops/status",
+    ] {
+        let (a0, e0, t0) = (cpu("kube-apiserver"), cpu("etcd"), Instant::now());
+        let results: Vec<Result<(), kube::Error>> = futures::stream::iter(0..k)
+            .map(|i| {
+                let name = format!("shop-{:05}", i % shops_used);
+                let (secrets, ingresses, events, shops) =
+                    (secrets.clone(), ingresses.clone(), events.clone(), shops.clone());
+                let mut status = statuses[i % shops_used].clone();
+                let ns = w.ns.clone();
+                async move {
+                    match op {
+                        "get secret" => secrets.get(&format!("{name}-token")).await.map(|_| ()),
+                        "get ingress" => ingresses.get("oms").await.map(|_| ()),
+                        "create event" => {
+                            let e: Event = serde_json::from_value(json!({
+                                "metadata": {"generateName": format!("{name}-probe-")},
+                                "eventTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                                "reportingController": "shopify-operator",
+                                "reportingInstance": "bench",
+                                "action": "ApplyWebhooks",
+                                "reason": "SubscriptionsUpdated",
+                                "type": "Normal",
+                                "note": "8 updated: orders/create, orders/updated, orders/cancelled, …",
+                                "regarding": {"apiVersion": "shopify-operator.dev/v1alpha1",
+                                    "kind": "ShopifyShop", "name": name, "namespace": ns},
+                            }))
+                            .expect("event");
+                            events.create(&PostParams::default(), &e).await.map(|_| ())
+                        }
+                        "apply shopifyshops/status (server-side apply)" => {
+                            status.webhook_host = Some(format!("apply-{i}.popsockets.com"));
+                            let patch = json!({
+                                "apiVersion": "shopify-operator.dev/v1alpha1",
+                                "kind": "ShopifyShop",
+                                "status": status,
+                            });
+                            let pp = PatchParams::apply("shopify-operator").force();
+                            shops.patch_status(&name, &pp, &Patch::Apply(&patch)).await.map(|_| ())
+                        }
+                        _ => {
+                            let patch = json!({"status": {"webhookHost": format!("merge-{i}.popsockets.com")}});
+                            let pp = PatchParams::default();
+                            shops.patch_status(&name, &pp, &Patch::Merge(&patch)).await.map(|_| ())
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        out.insert(
+            op.to_string(),
+            OpCost {
+                requests: k,
+                apiserver_cpu_ms: 1000.0 * (cpu("kube-apiserver") - a0) / k as f64,
+                etcd_cpu_ms: 1000.0 * (cpu("etcd") - e0) / k as f64,
+                wall_ms: 1000.0 * t0.elapsed().as_secs_f64() / k as f64,
+            },
+        );
+    }
+    Ok(out)
+}
+
+// --------------------------------------------------------------- output
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Report {
+    command: String,
+    simulator: BTreeMap<String, String>,
+    targets: BTreeMap<String, String>,
+    runs: Vec<Run>,
+}
+
+fn table(runs: &[Run]) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{:>6} {:<12} {:>8} {:>9} {:>10} {:>9} {:>7} {:>9} {:>8} {:>8}\n",
+        "shops",
+        "phase",
+        "wall s",
+        "req/shop",
+        "mutations",
+        "k8s wr",
+        "RSS MiB",
+        "op CPU s",
+        "api CPU",
+        "etcd CPU"
+    ));
+    for r in runs {
+        for (name, p) in [
+            ("cold start", &r.cold_start),
+            ("host change", &r.host_change),
+            ("3 resyncs", &r.steady),
+            ("idle", &r.idle),
+        ] {
+            s.push_str(&format!(
+                "{:>6} {:<12} {:>8.2} {:>9.2} {:>10} {:>9} {:>7.1} {:>9.2} {:>8.2} {:>8.2}{}\n",
+                r.shops,
+                name,
+                p.wall_s,
+                p.requests_per_shop,
+                p.mutations,
+                p.apiserver_writes,
+                p.operator_peak_rss_mib,
+                p.operator_cpu_s,
+                p.apiserver_cpu_s,
+                p.etcd_cpu_s,
+                if p.completed { "" } else { "  INCOMPLETE" }
+            ));
+        }
+        s.push_str(&format!(
+            "{:>6} host change: first mutation {:.2} s, last mutation {:.2} s, last Ready {:.2} s; \
+             {}/{} subscriptions repointed; VmHWM {:.1} MiB; idle CPU {:.2}%\n",
+            r.shops,
+            r.host_change_to_first_mutation_s,
+            r.host_change_to_last_mutation_s,
+            r.host_change_to_last_ready_s,
+            r.subscriptions_repointed,
+            r.shops * r.topics_per_shop,
+            peak_mib(r),
+            r.idle_cpu_percent,
+        ));
+        let setup = |k: &str| r.setup.get(k).copied().unwrap_or(f64::NAN);
+        s.push_str(&format!(
+            "{:>6} set-up (not in the phases): {:.0} Secrets + ShopifyShops created in {:.1} s \
+             ({:.0} objects/s, {:.0} at a time); control plane started in {:.1} s\n",
+            r.shops,
+            setup("objects"),
+            setup("create_secrets_and_shops_s"),
+            setup("objects_per_s"),
+            setup("concurrency"),
+            setup("control_plane_s"),
+        ));
+        if !r.apiserver_cost.is_empty() {
+            let costs: Vec<String> = r
+                .apiserver_cost
+                .iter()
+                .map(|(op, c)| format!("{op} {:.1}+{:.1} ms", c.apiserver_cpu_ms, c.etcd_cpu_ms))
+                .collect();
+            s.push_str(&format!(
+                "{:>6} control-plane CPU per request (apiserver+etcd): {}\n",
+                r.shops,
+                costs.join("; ")
+            ));
+        }
+    }
+    s
+}
+
+/// The operator's peak RSS over the run (VmHWM at the end of the last phase
+/// that ran).
+fn peak_mib(r: &Run) -> f64 {
+    [&r.cold_start, &r.host_change, &r.steady, &r.idle]
+        .iter()
+        .map(|p| p.operator_vmhwm_mib)
+        .fold(0.0, f64::max)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+const COLORS: [&str; 6] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+
+/// A line chart panel at (x, y) of size (w, h).
+struct Panel {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+    xmax: f64,
+    ymax: f64,
+    xlog: Option<(f64, f64)>,
+    /// Legend in the lower right corner instead of the upper left.
+    legend_low_right: bool,
+}
+
+impl Panel {
+    fn px(&self, v: f64) -> f64 {
+        let f = match self.xlog {
+            Some((lo, hi)) => (v.max(lo).ln() - lo.ln()) / (hi.ln() - lo.ln()),
+            None => v / self.xmax,
+        };
+        self.x + f * self.w
+    }
+
+    fn py(&self, v: f64) -> f64 {
+        self.y + self.h - v / self.ymax * self.h
+    }
+
+    fn axes(
+        &self,
+        svg: &mut String,
+        title: &str,
+        xlabel: &str,
+        ylabel: &str,
+        xticks: &[f64],
+        yticks: &[f64],
+    ) {
+        let (x, y, w, h) = (self.x, self.y, self.w, self.h);
+        svg.push_str(&format!(
+            r##"<text x="{:.1}" y="{:.1}" font-size="14" font-weight="bold" text-anchor="middle">{}</text>"##,
+            x + w / 2.0,
+            y - 12.0,
+            esc(title)
+        ));
+        svg.push_str(&format!(
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="none" stroke="#333"/>"##
+        ));
+        for &t in xticks {
+            let px = self.px(t);
+            svg.push_str(&format!(
+                r##"<line x1="{px:.1}" y1="{y:.1}" x2="{px:.1}" y2="{:.1}" stroke="#ddd"/><text x="{px:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"##,
+                y + h,
+                y + h + 15.0,
+                fmt_tick(t)
+            ));
+        }
+        for &t in yticks {
+            let py = self.py(t);
+            svg.push_str(&format!(
+                r##"<line x1="{x:.1}" y1="{py:.1}" x2="{:.1}" y2="{py:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
+                x + w,
+                x - 5.0,
+                py + 4.0,
+                fmt_tick(t)
+            ));
+        }
+        svg.push_str(&format!(
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}</text>"##,
+            x + w / 2.0,
+            y + h + 34.0,
+            esc(xlabel)
+        ));
+        svg.push_str(&format!(
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle" transform="rotate(-90 {:.1} {:.1})">{}</text>"##,
+            x - 42.0,
+            y + h / 2.0,
+            x - 42.0,
+            y + h / 2.0,
+            esc(ylabel)
+        ));
+    }
+
+    /// A cumulative count as steps: flat until each point, then up.
+    fn steps(&self, svg: &mut String, pts: &[(f64, f64)], color: &str, dashed: bool) {
+        let mut stepped = Vec::with_capacity(pts.len() * 2);
+        let mut prev = 0.0;
+        for &(t, k) in pts {
+            stepped.push((t, prev));
+            stepped.push((t, k));
+            prev = k;
+        }
+        self.line(svg, &stepped, color, dashed, false);
+    }
+
+    fn line(&self, svg: &mut String, pts: &[(f64, f64)], color: &str, dashed: bool, markers: bool) {
+        if pts.is_empty() {
+            return;
+        }
+        let d: Vec<String> = pts
+            .iter()
+            .map(|(a, b)| format!("{:.1},{:.1}", self.px(*a), self.py(*b)))
+            .collect();
+        svg.push_str(&format!(
+            r##"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"{}/>"##,
+            d.join(" "),
+            if dashed { r#" stroke-dasharray="6 4""# } else { "" }
+        ));
+        if markers {
+            for (a, b) in pts {
+                svg.push_str(&format!(
+                    r##"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{color}"/>"##,
+                    self.px(*a),
+                    self.py(*b)
+                ));
+            }
+        }
+    }
+
+    fn legend(&self, svg: &mut String, row: usize, text: &str, color: &str, dashed: bool) {
+        let (x, y) = if self.legend_low_right {
+            (
+                self.x + self.w - 110.0,
+                self.y + self.h - 14.0 - row as f64 * 16.0,
+            )
+        } else {
+            (self.x + 10.0, self.y + 16.0 + row as f64 * 16.0)
+        };
+        svg.push_str(&format!(
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="16" fill="white" fill-opacity="0.85"/>"##,
+            x - 4.0,
+            y - 8.0,
+            34.0 + 6.5 * text.chars().count() as f64
+        ));
+        svg.push_str(&format!(
+            r##"<line x1="{x:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="2"{}/><text x="{:.1}" y="{:.1}" font-size="11">{}</text>"##,
+            x + 22.0,
+            if dashed { r#" stroke-dasharray="6 4""# } else { "" },
+            x + 28.0,
+            y + 4.0,
+            esc(text)
+        ));
+    }
+}
+
+fn fmt_tick(t: f64) -> String {
+    if t >= 1000.0 && t % 1000.0 == 0.0 {
+        format!("{}k", t / 1000.0)
+    } else if t.fract() == 0.0 {
+        format!("{t:.0}")
+    } else {
+        format!("{t}")
+    }
+}
+
+fn nice_ticks(max: f64) -> (f64, Vec<f64>) {
+    let raw = (max / 5.0).max(1e-9);
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag);
+    let top = (max / step).ceil().max(1.0) * step;
+    let ticks = (0..=((top / step).round() as usize))
+        .map(|i| i as f64 * step)
+        .collect();
+    (top, ticks)
+}
+
+fn svg(runs: &[Run]) -> String {
+    let mut s = String::from(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="1500" height="470" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"##,
+    );
+    // 1. Convergence after the Ingress change.
+    let xmax = runs
+        .iter()
+        .map(|r| {
+            r.host_change_to_last_ready_s
+                .max(r.host_change_to_last_mutation_s)
+        })
+        .fold(1.0, f64::max);
+    let (xtop, xt) = nice_ticks(xmax * 1.05);
+    let p = Panel {
+        x: 70.0,
+        y: 50.0,
+        w: 380.0,
+        h: 340.0,
+        xmax: xtop,
+        ymax: 100.0,
+        xlog: None,
+        legend_low_right: true,
+    };
+    p.axes(
+        &mut s,
+        "Ingress host change: convergence",
+        "seconds after the Ingress update",
+        "% repointed (solid: Shopify, dashed: Ready)",
+        &xt,
+        &[0.0, 20.0, 40.0, 60.0, 80.0, 100.0],
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let subs = (r.shops * r.topics_per_shop).max(1) as f64;
+        let pts: Vec<(f64, f64)> = r
+            .repoint_curve
+            .iter()
+            .map(|(t, k)| (*t, 100.0 * *k as f64 / subs))
+            .collect();
+        p.steps(&mut s, &pts, c, false);
+        let pts: Vec<(f64, f64)> = r
+            .ready_curve
+            .iter()
+            .map(|(t, k)| (*t, 100.0 * *k as f64 / r.shops.max(1) as f64))
+            .collect();
+        p.steps(&mut s, &pts, c, true);
+        p.legend(&mut s, i, &format!("{} shops", r.shops), c, false);
+    }
+    // 2. Scaling across N.
+    let lo = runs.iter().map(|r| r.shops).min().unwrap_or(10).max(1) as f64;
+    let hi = runs.iter().map(|r| r.shops).max().unwrap_or(1000).max(10) as f64;
+    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    let ymax = runs
+        .iter()
+        .map(|r| r.cold_start.wall_s.max(r.host_change_to_last_ready_s))
+        .fold(10.0, f64::max);
+    let (ytop, yt) = nice_ticks(ymax * 1.1);
+    let mut ns: Vec<f64> = runs.iter().map(|r| r.shops as f64).collect();
+    ns.dedup();
+    let p = Panel {
+        x: 560.0,
+        y: 50.0,
+        w: 380.0,
+        h: 340.0,
+        xmax: hi,
+        ymax: ytop,
+        xlog: Some((lo, hi)),
+        legend_low_right: false,
+    };
+    p.axes(
+        &mut s,
+        "Scaling across N",
+        "shops (log scale)",
+        "seconds",
+        &ns,
+        &yt,
+    );
+    type Series = (&'static str, fn(&Run) -> f64, bool);
+    let series: [Series; 3] = [
+        ("cold start → all Ready", |r| r.cold_start.wall_s, false),
+        (
+            "host change → last mutation",
+            |r| r.host_change_to_last_mutation_s,
+            false,
+        ),
+        (
+            "host change → last Ready",
+            |r| r.host_change_to_last_ready_s,
+            true,
+        ),
+    ];
+    for (i, (name, f, dashed)) in series.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = runs.iter().map(|r| (r.shops as f64, f(r))).collect();
+        p.line(&mut s, &pts, COLORS[i], *dashed, true);
+        p.legend(&mut s, i, name, COLORS[i], *dashed);
+    }
+    let target = [(lo, 10.0), (hi, 10.0)];
+    p.line(&mut s, &target, "#999", true, false);
+    p.legend(&mut s, 3, "target: 10 s at 1,000 shops", "#999", true);
+    // 3. Memory across N.
+    let ymax = runs.iter().map(peak_mib).fold(50.0, f64::max);
+    let (ytop, yt) = nice_ticks(ymax * 1.1);
+    let p = Panel {
+        x: 1050.0,
+        y: 50.0,
+        w: 380.0,
+        h: 340.0,
+        xmax: hi,
+        ymax: ytop,
+        xlog: Some((lo, hi)),
+        legend_low_right: false,
+    };
+    p.axes(&mut s, "Operator memory", "shops (log scale)", "MiB", &ns, &yt);
+    let pts: Vec<(f64, f64)> = runs.iter().map(|r| (r.shops as f64, peak_mib(r))).collect();
+    p.line(&mut s, &pts, COLORS[0], false, true);
+    p.legend(&mut s, 0, "peak RSS (VmHWM)", COLORS[0], false);
+    p.line(&mut s, &[(lo, 50.0), (hi, 50.0)], "#999", true, false);
+    p.legend(&mut s, 1, "target: 50 MiB at 1,000 shops", "#999", true);
+    s.push_str("</svg>\n");
+    s
+}
+
+fn write_report(dir: &Path, fresh: &[Run], s: &Settings) -> std::io::Result<Vec<Run>> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("converge.json");
+    let mut report: Report = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    report.runs.retain(|r| !fresh.iter().any(|f| f.shops == r.shops));
+    report.runs.extend(fresh.iter().cloned());
+    report.runs.sort_by_key(|r| r.shops);
+    report.command = "make bench SHOPS=10,100,1000,3000   # = cargo bench --bench converge".into();
+    report.simulator = BTreeMap::from([
+        ("latency_ms".into(), s.latency.as_millis().to_string()),
+        ("bucket_size".into(), "1000".into()),
+        ("restore_rate".into(), "100 (Standard plan)".into()),
+        ("topics".into(), TOPICS.join(",")),
+    ]);
+    report.targets = BTreeMap::from([
+        ("host_change_1000_shops_s".into(), "<= 10".into()),
+        ("requests_per_shop_per_change".into(), "<= 2".into()),
+        ("steady_mutations_and_writes".into(), "0".into()),
+        ("rss_1000_shops_mib".into(), "<= 50".into()),
+        ("idle_cpu".into(), "~0".into()),
+    ]);
+    std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(dir.join("converge.svg"), svg(&report.runs))?;
+    Ok(report.runs)
+}
+
+fn main() {
+    let Some(s) = settings() else {
+        eprintln!("converge: a benchmark; run it with `cargo bench --bench converge` (skipped)");
+        return;
+    };
+    if !testenv::assets_dir().join("kube-apiserver").is_file() {
+        eprintln!(
+            "converge: control-plane binaries missing in {}: run `make control-plane`",
+            testenv::assets_dir().display()
+        );
+        std::process::exit(2);
+    }
+    if s.report_only {
+        match write_report(&s.out, &[], &s) {
+            Ok(all) => println!("{}", table(&all)),
+            Err(e) => eprintln!("converge: {e}"),
+        }
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut fresh = Vec::new();
+    let mut failed = false;
+    for &n in &s.shops {
+        match rt.block_on(run(n, &s)) {
+            Ok(r) => {
+                fresh.push(r);
+                if let Err(e) = write_report(&s.out, &fresh, &s) {
+                    eprintln!("converge: writing the report: {e}");
+                }
+            }
+            Err(e) => {
+                eprintln!("converge: {n} shops failed: {e}");
+                failed = true;
+            }
+        }
+    }
+    let all = write_report(&s.out, &fresh, &s).unwrap_or_default();
+    println!("\n{}", table(&fresh));
+    if all.len() > fresh.len() {
+        println!("(converge.json also holds earlier runs for N = {:?})", {
+            let mut v: Vec<usize> = all
+                .iter()
+                .map(|r| r.shops)
+                .filter(|n| !fresh.iter().any(|f| f.shops == *n))
+                .collect();
+            v.dedup();
+            v
+        });
+    }
+    println!(
+        "wrote {} and {}",
+        s.out.join("converge.json").display(),
+        s.out.join("converge.svg").display()
+    );
+    if failed {
+        std::process::exit(1);
+    }
+}
