@@ -52,13 +52,18 @@ pub async fn token(
     client: &Client,
     shop: &ShopifyShop,
 ) -> Result<Result<AccessToken, TokenError>, kube::Error> {
-    let ns = shop.metadata.namespace.as_deref().unwrap_or("default");
     let name = &shop.spec.token.secret_ref.name;
+    Ok(match token_secret(client, shop).await? {
+        None => Err(TokenError::SecretNotFound(name.clone())),
+        Some(secret) => token_from_secret(&secret, name),
+    })
+}
+
+/// Reads the shop's token Secret, `None` when it does not exist.
+pub async fn token_secret(client: &Client, shop: &ShopifyShop) -> Result<Option<Secret>, kube::Error> {
+    let ns = shop.metadata.namespace.as_deref().unwrap_or("default");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let Some(secret) = secrets.get_opt(name).await? else {
-        return Ok(Err(TokenError::SecretNotFound(name.clone())));
-    };
-    Ok(token_from_secret(&secret, name))
+    secrets.get_opt(&shop.spec.token.secret_ref.name).await
 }
 
 /// The pure part of [`token`].

@@ -375,23 +375,16 @@ async fn write_status(ctx: &Context, shop: &ShopifyShop, status: ShopifyShopStat
 
 /// Token problems before any Shopify call: the whole outcome.
 fn token_unreadable(shop: &ShopifyShop, e: &fetch::TokenError) -> webhooks::Outcome {
-    let status = shop.status.as_ref();
-    webhooks::Outcome {
-        token: Cond::new(TOKEN_VALID, Status::False, e.reason(), e.message()),
-        webhooks: Cond::new(
+    webhooks::Outcome::new(
+        Cond::new(TOKEN_VALID, Status::False, e.reason(), e.message()),
+        Cond::new(
             WEBHOOKS_SYNCED,
             Status::Unknown,
             "TokenInvalid",
             "no valid token to check subscriptions with",
         ),
-        host: status.and_then(|s| s.webhook_host.clone()),
-        topics: None,
-        unmanaged: status.and_then(|s| s.unmanaged_subscriptions),
-        served_version: status.and_then(|s| s.served_api_version.clone()),
-        retry_in: None,
-        notes: Vec::new(),
-        failed: false,
-    }
+        shop,
+    )
 }
 
 /// A shop outside `--allowed-shops`: nothing is sent to Shopify for it.
@@ -400,10 +393,11 @@ fn not_allowed(shop: &ShopifyShop) -> webhooks::Outcome {
         "{} is not in the operator's --allowed-shops; nothing is sent to it",
         shop.spec.domain
     );
-    let mut out = token_unreadable(shop, &fetch::TokenError::SecretNotFound(String::new()));
-    out.token = Cond::new(TOKEN_VALID, Status::False, "ShopNotAllowed", msg.clone());
-    out.webhooks = Cond::new(WEBHOOKS_SYNCED, Status::Unknown, "ShopNotAllowed", msg);
-    out
+    webhooks::Outcome::new(
+        Cond::new(TOKEN_VALID, Status::False, "ShopNotAllowed", msg.clone()),
+        Cond::new(WEBHOOKS_SYNCED, Status::Unknown, "ShopNotAllowed", msg),
+        shop,
+    )
 }
 
 async fn set_finalizer(ctx: &Context, shop: &ShopifyShop, present: bool) -> Result<(), Error> {
@@ -528,12 +522,22 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let uid = shop.uid().unwrap_or_default();
     let host = fetch::webhook_host(&ctx.client, &shop).await?;
     let allowed = shop_allowed(&ctx.settings.allowed_shops, &shop.spec.domain);
-    let refreshed = if allowed {
-        refresh::run(&ctx, &shop, ctx.settings.refresh_ahead).await?
-    } else {
-        refresh::Refresh::default()
+    // The token Secret is read once per pass: a refresh returns the Secret
+    // it stored, and the token is taken from whichever is current.
+    let mut secret = fetch::token_secret(&ctx.client, &shop).await?;
+    let mut refreshed = refresh::Refresh::default();
+    if allowed && let Some(current) = &secret {
+        refreshed = refresh::run(&ctx, &shop, current, ctx.settings.refresh_ahead).await?;
+        if let Some(stored) = refreshed.updated.take() {
+            secret = Some(stored);
+        }
+    }
+    let token_name = &shop.spec.token.secret_ref.name;
+    let token = match &secret {
+        None => Err(fetch::TokenError::SecretNotFound(token_name.clone())),
+        Some(s) => fetch::token_from_secret(s, token_name),
     };
-    let mut outcome = match fetch::token(&ctx.client, &shop).await? {
+    let mut outcome = match token {
         // The allow-list comes first: no token is ever sent for such a shop.
         _ if !allowed => not_allowed(&shop),
         Err(e) => token_unreadable(&shop, &e),

@@ -42,8 +42,21 @@ pub struct Refresh {
     pub warning: Option<(&'static str, String)>,
     /// Events.
     pub notes: Vec<Note>,
-    /// The Secret was rewritten (the caller re-reads the token).
-    pub refreshed: bool,
+    /// The Secret as stored after a refresh (the token to use from now on).
+    pub updated: Option<Secret>,
+}
+
+impl Refresh {
+    /// Records a failed refresh: a Warning Event and the TokenValid reason.
+    fn failed(&mut self, msg: String) {
+        self.notes.push(Note::new(
+            EventType::Warning,
+            "TokenRefreshFailed",
+            "RefreshToken",
+            msg.clone(),
+        ));
+        self.warning = Some(("TokenRefreshFailed", msg));
+    }
 }
 
 fn text(secret: &Secret, key: &str) -> Option<String> {
@@ -54,22 +67,25 @@ fn text(secret: &Secret, key: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// Refreshes the shop's token if it expires within `ahead`. Never fails the
-/// reconcile: problems become a warning and an Event.
-pub async fn run(ctx: &Context, shop: &ShopifyShop, ahead: Duration) -> Result<Refresh, kube::Error> {
+/// Refreshes the token in `secret` (the shop's token Secret, as just read)
+/// if it expires within `ahead`. Never fails the reconcile: problems become
+/// a warning and an Event.
+pub async fn run(
+    ctx: &Context,
+    shop: &ShopifyShop,
+    secret: &Secret,
+    ahead: Duration,
+) -> Result<Refresh, kube::Error> {
     let mut out = Refresh::default();
     let ns = shop.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = &shop.spec.token.secret_ref.name;
-    let Some(secret) = secrets.get_opt(name).await? else {
-        return Ok(out);
-    };
-    let Some(expires_at) = text(&secret, EXPIRES_AT_KEY).and_then(|t| t.parse::<Timestamp>().ok()) else {
+    let Some(expires_at) = text(secret, EXPIRES_AT_KEY).and_then(|t| t.parse::<Timestamp>().ok()) else {
         return Ok(out); // a non-expiring token
     };
     out.expires_at = Some(expires_at);
     let now = ctx.clock.now();
-    if let Some(rt_expiry) = text(&secret, REFRESH_EXPIRES_AT_KEY).and_then(|t| t.parse::<Timestamp>().ok())
+    if let Some(rt_expiry) = text(secret, REFRESH_EXPIRES_AT_KEY).and_then(|t| t.parse::<Timestamp>().ok())
         && rt_expiry.duration_since(now) < REFRESH_TOKEN_WARNING
     {
         out.warning = Some((
@@ -83,7 +99,7 @@ pub async fn run(ctx: &Context, shop: &ShopifyShop, ahead: Duration) -> Result<R
     if expires_at.duration_since(now) > ahead {
         return Ok(out);
     }
-    let Some(refresh_token) = text(&secret, REFRESH_TOKEN_KEY) else {
+    let Some(refresh_token) = text(secret, REFRESH_TOKEN_KEY) else {
         out.warning = Some((
             "RefreshTokenMissing",
             format!("Secret {name} has {EXPIRES_AT_KEY} but no {REFRESH_TOKEN_KEY}"),
@@ -110,14 +126,7 @@ pub async fn run(ctx: &Context, shop: &ShopifyShop, ahead: Duration) -> Result<R
     {
         Ok(g) => g,
         Err(e) => {
-            let msg = format!("refreshing the access token failed: {e}");
-            out.notes.push(Note::new(
-                EventType::Warning,
-                "TokenRefreshFailed",
-                "RefreshToken",
-                msg.clone(),
-            ));
-            out.warning = Some(("TokenRefreshFailed", msg));
+            out.failed(format!("refreshing the access token failed: {e}"));
             return Ok(out);
         }
     };
@@ -149,8 +158,8 @@ pub async fn run(ctx: &Context, shop: &ShopifyShop, ahead: Duration) -> Result<R
         );
     }
     match secrets.replace(name, &PostParams::default(), &updated).await {
-        Ok(_) => {
-            out.refreshed = true;
+        Ok(stored) => {
+            out.updated = Some(stored);
             out.expires_at = new_expiry.or(out.expires_at);
             out.notes.push(Note::new(
                 EventType::Normal,
@@ -167,17 +176,9 @@ pub async fn run(ctx: &Context, shop: &ShopifyShop, ahead: Duration) -> Result<R
             // refresh, a reinstall): theirs stands; the next pass re-reads.
             tracing::info!(secret = %updated.name_any(), "token Secret changed during refresh; keeping the other write");
         }
-        Err(e) => {
-            let msg =
-                format!("storing the refreshed token failed ({e}); retrying with the previous refresh token");
-            out.notes.push(Note::new(
-                EventType::Warning,
-                "TokenRefreshFailed",
-                "RefreshToken",
-                msg.clone(),
-            ));
-            out.warning = Some(("TokenRefreshFailed", msg));
-        }
+        Err(e) => out.failed(format!(
+            "storing the refreshed token failed ({e}); retrying with the previous refresh token"
+        )),
     }
     Ok(out)
 }

@@ -38,7 +38,9 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(token: Cond, webhooks: Cond, previous: &ShopifyShop) -> Self {
+    /// An outcome with these two conditions and everything else as the
+    /// previous status had it (nothing was learnt from Shopify).
+    pub(crate) fn new(token: Cond, webhooks: Cond, previous: &ShopifyShop) -> Self {
         let status = previous.status.as_ref();
         Outcome {
             token,
