@@ -129,6 +129,13 @@ pub struct TokenSpec {
     /// access token; for expiring tokens also `refresh-token` and `expires-at`
     /// (RFC 3339).
     pub secret_ref: SecretRef,
+    /// Trade a non-expiring offline token for an expiring one (access token +
+    /// refresh token) by Shopify's token exchange; needs `app.secretRef`.
+    /// Public apps must do this before 2027-01-01. The old token is kept in
+    /// the Secret under `migrated-from-access-token` until the new one has
+    /// answered a `shop` query. Unset means false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_to_expiring: Option<bool>,
 }
 
 /// The Shopify app's client credentials.
@@ -379,6 +386,23 @@ pub struct ShopifyShopStatus {
     /// The newest `lastSuccessfulTime` of all syncs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
+
+    /// Set when Shopify reported `app/uninstalled` for this shop: Jobs and
+    /// webhook work stop until the token Secret changes (a reinstall through
+    /// the operator's OAuth endpoint, or a new token put there by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_uninstalled: Option<AppUninstalled>,
+}
+
+/// An `app/uninstalled` delivery the operator received and verified.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppUninstalled {
+    /// When the delivery arrived.
+    pub time: Time,
+    /// The token Secret's `resourceVersion` at that moment: a later version
+    /// means a new token, which ends the uninstalled state.
+    pub secret_resource_version: String,
 }
 
 /// State of one desired webhook topic.

@@ -1,5 +1,7 @@
-//! The operator's HTTP server (axum): `/healthz`, `/readyz`, `/metrics`.
-//! Listens on the configured address; serves only what is local state.
+//! The operator's HTTP server (axum): `/healthz`, `/readyz`, `/metrics`,
+//! plus whatever extra routes the caller merges in (the public OAuth and
+//! webhook endpoints of [`crate::public`]). The routes here serve only
+//! local state.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,17 +59,18 @@ pub fn router(health: Health) -> Router {
         .with_state(health)
 }
 
-/// Binds `addr` and serves until `shutdown` resolves. Returns the bound
-/// address (useful with port 0) through `bound`.
+/// Binds `addr` and serves the health routes and `extra` until `shutdown`
+/// resolves. Returns the bound address (useful with port 0).
 pub async fn serve(
     addr: SocketAddr,
     health: Health,
+    extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(health))
+        if let Err(e) = axum::serve(listener, router(health).merge(extra))
             .with_graceful_shutdown(shutdown)
             .await
         {

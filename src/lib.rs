@@ -8,6 +8,7 @@ pub mod controller;
 pub mod crd;
 pub mod http;
 pub mod metrics;
+pub mod public;
 pub mod run;
 pub mod shopify;
 pub mod sim;

@@ -79,9 +79,36 @@ pub struct RunArgs {
     #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
 
+    /// The operator's own public URL, e.g. `https://shopify-operator.example.com`.
+    /// Enables OAuth install/reinstall at `/oauth/install?shop=` (the
+    /// callback is `{public-url}/oauth/callback`, to be allowed as a
+    /// redirect URL in the app's configuration).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<url::Url>,
+    /// Ask Shopify for expiring offline tokens (with a refresh token) when
+    /// exchanging an OAuth code. Public apps must, from 2027-01-01.
+    #[arg(long, env = "OAUTH_EXPIRING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub oauth_expiring: bool,
+    /// How long a merchant has from `/oauth/install` to the callback.
+    #[arg(long, env = "OAUTH_STATE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub oauth_state_ttl: Duration,
+    /// App Secret (`namespace/name`, keys `client-id`, `client-secret`) for
+    /// OAuth installs of shops that have no ShopifyShop yet but are named by
+    /// `--allowed-shops`; their token goes to `{shop}-shopify-token` there.
+    #[arg(long, env = "DEFAULT_APP_SECRET", value_parser = parse_namespaced)]
+    pub default_app_secret: Option<(String, String)>,
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+fn parse_namespaced(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!("expected namespace/name, got {s:?}")),
+    }
 }
 
 /// How log lines are written.
@@ -176,6 +203,18 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         allowed_shops: args.allowed_shops.clone(),
         refresh_ahead: args.token_refresh_ahead,
     };
+    let public = crate::public::Public::new(
+        client.clone(),
+        shopify.clone(),
+        crate::public::PublicConfig {
+            public_url: args.public_url.clone(),
+            expiring: args.oauth_expiring,
+            state_ttl: args.oauth_state_ttl,
+            allowed_shops: args.allowed_shops.clone(),
+            namespace: args.namespace.clone(),
+            default_app: args.default_app_secret.clone(),
+        },
+    );
     let ctx = Arc::new(Context::new(client.clone(), shopify, settings));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -189,10 +228,15 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: ctx.metrics.clone(),
         ready: ctx.ready.clone(),
     };
-    let (addr, http) = crate::http::serve(args.http_addr, health, stopped())
-        .await
-        .map_err(RunError::Http)?;
-    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    let (addr, http) = crate::http::serve(
+        args.http_addr,
+        health,
+        crate::public::router(Arc::new(public)),
+        stopped(),
+    )
+    .await
+    .map_err(RunError::Http)?;
+    tracing::info!(%addr, oauth = args.public_url.is_some(), "serving /healthz, /readyz, /metrics, /oauth and {}", crate::public::UNINSTALLED_PATH);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");

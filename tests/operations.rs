@@ -9,8 +9,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use shopify_operator::sim::{Fixture, ShopFixture, TokenFixture};
-use shopify_operator::testenv::Supervised;
-use support::{Env, spec, wait_for};
+use support::{Env, http_addr, spec, wait_for};
 
 const HOST: &str = "oms.popsockets.com";
 
@@ -27,22 +26,6 @@ fn fixture(domain: &str, token: &str) -> Fixture {
         }],
         app: None,
     }
-}
-
-/// The HTTP address an operator process logged.
-async fn http_addr(p: &Supervised) -> String {
-    wait_for("the HTTP address in the log", Duration::from_secs(30), || async {
-        let log = std::fs::read_to_string(&p.log).ok()?;
-        let line = log.lines().find(|l| l.contains("serving /healthz"))?;
-        let start = line.find("addr=")? + 5;
-        let rest = &line[start..];
-        let addr: String = rest
-            .chars()
-            .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
-            .collect();
-        Some(addr)
-    })
-    .await
 }
 
 async fn get(url: &str) -> Option<(u16, String)> {

@@ -631,6 +631,7 @@ async fn oauth_code_exchange_and_refresh() {
     f.app = Some(AppFixture {
         client_id: "app-id".into(),
         client_secret: "app-secret-value".into(),
+        ..Default::default()
     });
     let sim = start(f, |_| {}).await;
     let c = client(&sim);

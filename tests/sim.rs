@@ -34,6 +34,7 @@ fn fixture() -> Fixture {
         app: Some(AppFixture {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.into(),
+            ..Default::default()
         }),
     }
 }

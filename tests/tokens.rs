@@ -31,6 +31,7 @@ fn fixture() -> Fixture {
         app: Some(AppFixture {
             client_id: "client-1".into(),
             client_secret: "secret-1".into(),
+            ..Default::default()
         }),
     }
 }

@@ -9,11 +9,15 @@
 pub mod clock;
 pub mod conditions;
 pub mod fetch;
+mod finalizer;
 pub mod host;
+pub mod migrate;
 pub mod plan;
 pub mod refresh;
 pub mod scopes;
 pub mod sync;
+pub mod token_store;
+pub mod uninstalled;
 pub mod webhooks;
 
 use std::collections::HashMap;
@@ -352,8 +356,15 @@ fn pass_key(shop: &ShopifyShop, host: &Option<Result<String, host::HostError>>, 
     h.finish()
 }
 
-async fn write_status(ctx: &Context, shop: &ShopifyShop, status: ShopifyShopStatus) -> Result<(), Error> {
-    if shop.status.as_ref() == Some(&status) {
+async fn write_status(ctx: &Context, shop: &ShopifyShop, mut status: ShopifyShopStatus) -> Result<(), Error> {
+    // `appUninstalled` belongs to the uninstall endpoint: never applied
+    // here, so the controller neither owns nor resets it.
+    status.app_uninstalled = None;
+    let mut current = shop.status.clone();
+    if let Some(c) = current.as_mut() {
+        c.app_uninstalled = None;
+    }
+    if current.as_ref() == Some(&status) {
         return Ok(());
     }
     let ns = shop.namespace().ok_or(Error::NoNamespace)?;
@@ -400,93 +411,6 @@ fn not_allowed(shop: &ShopifyShop) -> webhooks::Outcome {
     )
 }
 
-async fn set_finalizer(ctx: &Context, shop: &ShopifyShop, present: bool) -> Result<(), Error> {
-    let ns = shop.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
-    let mut finalizers: Vec<String> = shop
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(FINALIZER.to_string());
-    }
-    // The resourceVersion makes this a guarded write: a concurrent change to
-    // the finalizer list fails it instead of being overwritten.
-    let patch = serde_json::json!({
-        "metadata": {"finalizers": finalizers, "resourceVersion": shop.resource_version()}
-    });
-    api.patch(&shop.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
-
-/// Deletion with `deletionPolicy: Delete`: remove the subscriptions this
-/// resource manages, best effort. It never blocks deletion: any failure is a
-/// Warning Event and the finalizer goes anyway.
-async fn cleanup(ctx: &Context, shop: &ShopifyShop) -> Result<Action, Error> {
-    let result: Result<usize, String> = async {
-        let token = fetch::token(&ctx.client, shop)
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.message())?;
-        let Some(spec) = &shop.spec.webhooks else {
-            return Ok(0);
-        };
-        let domain = &shop.spec.domain;
-        let version = shop.spec.admin_api_version_or_default();
-        let listing = ctx
-            .shopify
-            .list_subscriptions(domain, version, &token)
-            .await
-            .map_err(|e| e.to_string())?;
-        let owned = plan::owned_subscriptions(
-            spec.endpoint.path_template_or_default(),
-            &spec.topics,
-            &listing.subscriptions,
-        );
-        if owned.is_empty() {
-            return Ok(0);
-        }
-        let changes: Vec<_> = owned
-            .iter()
-            .map(|s| crate::shopify::Change::Delete {
-                id: s.id.clone(),
-                topic: s.topic.clone(),
-            })
-            .collect();
-        let results = ctx
-            .shopify
-            .apply(domain, version, &token, &changes)
-            .await
-            .map_err(|e| e.to_string())?;
-        let failed = results.iter().filter(|r| r.user_errors().is_some()).count();
-        if failed > 0 {
-            return Err(format!("{failed} of {} deletions failed", changes.len()));
-        }
-        Ok(changes.len())
-    }
-    .await;
-    let note = match result {
-        Ok(n) => Note::new(
-            EventType::Normal,
-            "SubscriptionsDeleted",
-            "Cleanup",
-            format!("deletionPolicy Delete: {n} subscriptions deleted"),
-        ),
-        Err(e) => Note::new(
-            EventType::Warning,
-            "CleanupFailed",
-            "Cleanup",
-            format!("deletionPolicy Delete: subscriptions may remain on Shopify: {e}"),
-        ),
-    };
-    ctx.publish(shop, &note).await;
-    set_finalizer(ctx, shop, false).await?;
-    Ok(Action::await_change())
-}
-
 /// Reconciles one ShopifyShop.
 pub async fn reconcile(shop: Arc<ShopifyShop>, ctx: Arc<Context>) -> Result<Action, Error> {
     use tracing::Instrument;
@@ -507,14 +431,14 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let has_finalizer = shop.finalizers().iter().any(|f| f == FINALIZER);
     if shop.metadata.deletion_timestamp.is_some() {
         return if has_finalizer {
-            cleanup(&ctx, &shop).await
+            finalizer::cleanup(&ctx, &shop).await
         } else {
             Ok(Action::await_change())
         };
     }
     let wants_finalizer = shop.spec.deletion_policy_or_default() == DeletionPolicy::Delete;
     if wants_finalizer != has_finalizer {
-        set_finalizer(&ctx, &shop, wants_finalizer).await?;
+        finalizer::set(&ctx, &shop, wants_finalizer).await?;
         // The patch triggers a new reconcile with the updated object.
         return Ok(Action::await_change());
     }
@@ -525,9 +449,24 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     // The token Secret is read once per pass: a refresh returns the Secret
     // it stored, and the token is taken from whichever is current.
     let mut secret = fetch::token_secret(&ctx.client, &shop).await?;
+    let mut notes = Vec::new();
+    let marker = uninstalled::marker(&shop, secret.as_ref());
+    if marker == uninstalled::Marker::Stale {
+        notes.push(uninstalled::clear(&ctx, &shop).await?);
+    }
     let mut refreshed = refresh::Refresh::default();
-    if allowed && let Some(current) = &secret {
-        refreshed = refresh::run(&ctx, &shop, current, ctx.settings.refresh_ahead).await?;
+    let mut migration = migrate::Migration::default();
+    if allowed
+        && marker != uninstalled::Marker::Current
+        && let Some(current) = &secret
+    {
+        migration = migrate::run(&ctx, &shop, current).await?;
+        if let Some(stored) = migration.updated.take() {
+            secret = Some(stored);
+        }
+        if let Some(current) = &secret {
+            refreshed = refresh::run(&ctx, &shop, current, ctx.settings.refresh_ahead).await?;
+        }
         if let Some(stored) = refreshed.updated.take() {
             secret = Some(stored);
         }
@@ -540,6 +479,7 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let mut outcome = match token {
         // The allow-list comes first: no token is ever sent for such a shop.
         _ if !allowed => not_allowed(&shop),
+        _ if marker == uninstalled::Marker::Current => uninstalled::outcome(&shop),
         Err(e) => token_unreadable(&shop, &e),
         Ok(token) => {
             let key = pass_key(&shop, &host, &token);
@@ -553,14 +493,19 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
             }
         }
     };
-    if let Some((reason, message)) = &refreshed.warning
+    if let Some((reason, message)) = migration.warning.as_ref().or(refreshed.warning.as_ref())
         && outcome.token.status == Status::True
     {
         // Still valid now, but it won't stay so: say why in the reason.
         outcome.token = Cond::new(TOKEN_VALID, Status::True, reason, message.clone());
     }
-    outcome.notes.extend(refreshed.notes.iter().cloned());
     let token_valid = outcome.token.status == Status::True;
+    if token_valid && let Some(current) = &secret {
+        notes.extend(migrate::finish(&ctx, &shop, current).await?);
+    }
+    outcome.notes.extend(notes);
+    outcome.notes.extend(migration.notes.iter().cloned());
+    outcome.notes.extend(refreshed.notes.iter().cloned());
     let syncs = sync::reconcile(&ctx, &shop, token_valid).await?;
     for note in outcome.notes.iter().chain(&syncs.notes) {
         ctx.publish(&shop, note).await;
@@ -615,6 +560,11 @@ fn acted_upon(shop: &ShopifyShop) -> Option<u64> {
     shop.metadata.deletion_timestamp.is_some().hash(&mut h);
     shop.metadata.finalizers.hash(&mut h);
     shop.metadata.annotations.hash(&mut h);
+    // Recorded by the uninstall endpoint (maybe on another replica).
+    let uninstalled = shop.status.as_ref().and_then(|s| s.app_uninstalled.as_ref());
+    uninstalled
+        .map(|u| (u.time.0.as_second(), &u.secret_resource_version))
+        .hash(&mut h);
     Some(h.finish())
 }
 

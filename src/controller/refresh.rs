@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
@@ -21,14 +20,11 @@ use kube::runtime::events::EventType;
 
 use super::{Context, Note};
 use crate::crd::ShopifyShop;
-use crate::shopify::{ClientSecret, RefreshToken};
+use crate::shopify::RefreshToken;
 
-/// Secret key of the refresh token.
-pub const REFRESH_TOKEN_KEY: &str = "refresh-token";
-/// Secret key of the access token's expiry (RFC 3339).
-pub const EXPIRES_AT_KEY: &str = "expires-at";
-/// Secret key of the refresh token's expiry (RFC 3339).
-pub const REFRESH_EXPIRES_AT_KEY: &str = "refresh-token-expires-at";
+pub use super::token_store::{EXPIRES_AT_KEY, REFRESH_EXPIRES_AT_KEY, REFRESH_TOKEN_KEY};
+use super::token_store::{put_grant, text};
+
 /// Warn this long before the refresh token itself expires (a merchant must
 /// reinstall after that).
 pub const REFRESH_TOKEN_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
@@ -57,14 +53,6 @@ impl Refresh {
         ));
         self.warning = Some(("TokenRefreshFailed", msg));
     }
-}
-
-fn text(secret: &Secret, key: &str) -> Option<String> {
-    let data = secret.data.as_ref()?.get(key)?;
-    String::from_utf8(data.0.clone())
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
 }
 
 /// Refreshes the token in `secret` (the shop's token Secret, as just read)
@@ -106,7 +94,11 @@ pub async fn run(
         ));
         return Ok(out);
     };
-    let Some((client_id, client_secret)) = app_credentials(ctx, shop, &ns).await? else {
+    let app = match &shop.spec.app {
+        Some(app) => super::token_store::app_credentials(&ctx.client, &ns, &app.secret_ref.name).await?,
+        None => None,
+    };
+    let Some(app) = app else {
         out.warning = Some((
             "AppCredentialsMissing",
             "the token expires but spec.app.secretRef (client-id, client-secret) is not set or incomplete"
@@ -118,8 +110,8 @@ pub async fn run(
         .shopify
         .refresh(
             &shop.spec.domain,
-            &client_id,
-            &client_secret,
+            &app.client_id,
+            &app.secret,
             &RefreshToken::new(refresh_token),
         )
         .await
@@ -133,30 +125,7 @@ pub async fn run(
     // One write, guarded by the resourceVersion we read.
     let mut updated = secret.clone();
     let data = updated.data.get_or_insert_with(BTreeMap::new);
-    let put = |data: &mut BTreeMap<String, ByteString>, k: &str, v: String| {
-        data.insert(k.to_string(), ByteString(v.into_bytes()));
-    };
-    put(
-        data,
-        super::fetch::ACCESS_TOKEN_KEY,
-        grant.access_token.expose().to_string(),
-    );
-    let new_expiry = grant
-        .expires_in
-        .map(|s| now + SignedDuration::from_secs(s as i64));
-    if let Some(t) = new_expiry {
-        put(data, EXPIRES_AT_KEY, t.to_string());
-    }
-    if let Some(rt) = &grant.refresh_token {
-        put(data, REFRESH_TOKEN_KEY, rt.expose().to_string());
-    }
-    if let Some(s) = grant.refresh_token_expires_in {
-        put(
-            data,
-            REFRESH_EXPIRES_AT_KEY,
-            (now + SignedDuration::from_secs(s as i64)).to_string(),
-        );
-    }
+    let new_expiry = put_grant(data, &grant, now);
     match secrets.replace(name, &PostParams::default(), &updated).await {
         Ok(stored) => {
             out.updated = Some(stored);
@@ -181,19 +150,4 @@ pub async fn run(
         )),
     }
     Ok(out)
-}
-
-async fn app_credentials(
-    ctx: &Context,
-    shop: &ShopifyShop,
-    ns: &str,
-) -> Result<Option<(String, ClientSecret)>, kube::Error> {
-    let Some(app) = &shop.spec.app else {
-        return Ok(None);
-    };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(secret) = secrets.get_opt(&app.secret_ref.name).await? else {
-        return Ok(None);
-    };
-    Ok(text(&secret, "client-id").zip(text(&secret, "client-secret").map(ClientSecret::new)))
 }

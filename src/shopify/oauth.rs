@@ -20,6 +20,11 @@ use super::error::ShopifyError;
 use super::response::classify;
 use super::token::{AccessToken, ClientSecret, RefreshToken, redact};
 
+/// `grant_type` of a token exchange (RFC 8693).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// Shopify's token type for offline access tokens in a token exchange.
+pub const OFFLINE_ACCESS_TOKEN_TYPE: &str = "urn:shopify:params:oauth:token-type:offline-access-token";
+
 /// What the token endpoint granted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenGrant {
@@ -136,6 +141,32 @@ impl ShopifyClient {
             e.redacted(client_secret.expose())
                 .redacted(refresh_token.expose())
         })
+    }
+
+    /// Migrates a non-expiring offline token to an expiring pair by token
+    /// exchange (shopify.dev "Migrate to expiring offline access tokens").
+    /// Safe to repeat: for seven days a retry with the same original token
+    /// returns the same pair, so a lost response is recovered by asking
+    /// again. The original token stops working once this succeeds.
+    pub async fn migrate_to_expiring(
+        &self,
+        shop: &str,
+        client_id: &str,
+        client_secret: &ClientSecret,
+        token: &AccessToken,
+    ) -> Result<TokenGrant, ShopifyError> {
+        let body = json!({
+            "client_id": client_id,
+            "client_secret": client_secret.expose(),
+            "grant_type": TOKEN_EXCHANGE_GRANT,
+            "subject_token": token.expose(),
+            "subject_token_type": OFFLINE_ACCESS_TOKEN_TYPE,
+            "requested_token_type": OFFLINE_ACCESS_TOKEN_TYPE,
+            "expiring": "1",
+        });
+        self.token_request(shop, body, true)
+            .await
+            .map_err(|e| e.redacted(client_secret.expose()).redacted(token.expose()))
     }
 
     async fn token_request(

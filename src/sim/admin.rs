@@ -41,6 +41,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/shops/{shop}/bucket", get(bucket))
         .route("/shops/{shop}/revoke", post(revoke))
         .route("/shops/{shop}/expire", post(expire))
+        .route("/shops/{shop}/expire-refresh", post(expire_refresh))
         .route("/shops/{shop}/codes", post(issue_code))
         .route("/counters", get(all_counters))
         .route("/counters/reset", post(reset_counters))
@@ -135,6 +136,14 @@ async fn revoke(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Respon
 
 async fn expire(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Response {
     if app.state.expire_access_tokens(&shop) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        unknown_shop()
+    }
+}
+
+async fn expire_refresh(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Response {
+    if app.state.expire_refresh_tokens(&shop) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         unknown_shop()

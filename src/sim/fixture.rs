@@ -90,6 +90,10 @@ pub struct AppFixture {
     pub client_id: String,
     /// `client_secret`.
     pub client_secret: String,
+    /// A secret being rotated out: still accepted at the token endpoint, and,
+    /// being the oldest unrevoked one, the one Shopify signs callbacks with.
+    #[serde(default)]
+    pub previous_client_secret: Option<String>,
 }
 
 // Configs get logged; secrets must not be, even fake ones, so that nobody
@@ -110,6 +114,10 @@ impl fmt::Debug for AppFixture {
         f.debug_struct("AppFixture")
             .field("client_id", &self.client_id)
             .field("client_secret", &"***")
+            .field(
+                "previous_client_secret",
+                &self.previous_client_secret.as_ref().map(|_| "***"),
+            )
             .finish()
     }
 }

@@ -17,6 +17,7 @@
 
 mod address;
 mod admin;
+mod authorize;
 mod bucket;
 mod cost;
 mod counters;
@@ -41,7 +42,7 @@ pub use subs::SimSubscription;
 pub use versions::{ApiVersion, DEFAULT_URI_SINCE, DEFAULT_VERSIONS};
 
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -136,6 +137,7 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
     let router = Router::new()
         .route("/{shop}/admin/api/{version}/graphql.json", post(http::graphql))
         .route("/{shop}/admin/oauth/access_token", post(http::access_token))
+        .route("/{shop}/admin/oauth/authorize", get(authorize::authorize))
         .nest("/_sim", admin::routes())
         .fallback(http::not_found)
         .with_state(app);
@@ -237,6 +239,11 @@ impl Sim {
     /// Expires all access tokens of the shop now; refresh tokens stay valid.
     pub fn expire_access_tokens(&self, shop: &str) {
         self.state.expire_access_tokens(shop);
+    }
+
+    /// Expires all refresh tokens of the shop now (as 90 days would).
+    pub fn expire_refresh_tokens(&self, shop: &str) {
+        self.state.expire_refresh_tokens(shop);
     }
 
     /// Issues a single-use OAuth authorization code for the shop, with the

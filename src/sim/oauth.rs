@@ -54,6 +54,23 @@ impl RefreshToken {
     }
 }
 
+/// How long a migration by token exchange can be repeated with the original
+/// token and get the same pair back (shopify.dev changelog, "More resilient
+/// token exchanges when migrating tokens without a user session").
+pub(crate) const MIGRATION_RETRY_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `grant_type` of token exchange (RFC 8693), as Shopify's libraries send it.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// Token type of an offline access token in a token exchange.
+pub const OFFLINE_TOKEN_TYPE: &str = "urn:shopify:params:oauth:token-type:offline-access-token";
+
+/// A non-expiring token traded for an expiring pair.
+pub(crate) struct Migration {
+    access: String,
+    refresh: String,
+    at: Instant,
+}
+
 /// An authorization code issued through the admin API, single use.
 pub(crate) struct CodeGrant {
     shop: String,
@@ -137,6 +154,17 @@ impl SimState {
         true
     }
 
+    /// Makes every refresh token of the shop expired now (as 90 days would).
+    pub fn expire_refresh_tokens(&self, shop: &str) -> bool {
+        let mut g = self.lock();
+        let Some(s) = g.shops.get_mut(&shop_key(shop)) else {
+            return false;
+        };
+        let now = Instant::now();
+        s.refresh.values_mut().for_each(|t| t.expires_at = now);
+        true
+    }
+
     /// Issues a single-use authorization code, as the authorize redirect
     /// would. `scopes` defaults to the shop's fixture scopes.
     pub fn issue_code(&self, shop: &str, scopes: Option<Vec<String>>) -> Option<String> {
@@ -167,9 +195,12 @@ impl SimState {
         }
         let id = param(params, "client_id");
         let secret = param(params, "client_secret");
+        // During a rotation both the new and the old secret authenticate.
         let app_ok = g.app.as_ref().is_some_and(|app| {
             id.as_deref() == Some(app.client_id.as_str())
-                && secret.as_deref() == Some(app.client_secret.as_str())
+                && secret.as_deref().is_some_and(|s| {
+                    s == app.client_secret || app.previous_client_secret.as_deref() == Some(s)
+                })
         });
         if !app_ok {
             // [U]: Shopify's exact status/body for bad client credentials.
@@ -189,6 +220,10 @@ impl SimState {
                     ));
                 }
                 let grant = g.codes.remove(&code).expect("checked above");
+                // A new grant replaces any migrated pair: no more retries.
+                if let Some(shop) = g.shops.get_mut(&key) {
+                    shop.migrations.clear();
+                }
                 let expiring = matches!(param(params, "expiring").as_deref(), Some("1" | "true"));
                 (grant.scopes, expiring, None)
             }
@@ -204,6 +239,8 @@ impl SimState {
                     ));
                 };
                 let scopes = r.scopes.clone();
+                // Refreshing a migrated pair ends the migration's retry window.
+                shop.migrations.retain(|_, m| m.refresh != rt);
                 // Using a refresh token proves its predecessor's response arrived.
                 if let Some(parent) = r.parent.clone()
                     && let Some(p) = shop.refresh.get_mut(&parent)
@@ -211,6 +248,9 @@ impl SimState {
                     p.retired = true;
                 }
                 (scopes, true, Some(rt))
+            }
+            Some(TOKEN_EXCHANGE_GRANT) => {
+                return migrate(g.shops.get_mut(&key).expect("checked above"), params, now);
             }
             Some(other) => {
                 return Err(oauth_error(
@@ -244,4 +284,87 @@ impl SimState {
             "refresh_token_expires_in": REFRESH_TTL.as_secs(),
         }))
     }
+}
+
+/// The token-exchange grant that migrates a non-expiring offline token to an
+/// expiring pair. The original token stops working for the Admin API; a
+/// retry with it within [`MIGRATION_RETRY_WINDOW`] returns the same pair
+/// (with a fresh access-token expiry) until that pair is refreshed.
+fn migrate(
+    shop: &mut super::state::Shop,
+    params: &serde_json::Map<String, Json>,
+    now: Instant,
+) -> Result<Json, OAuthError> {
+    for key in ["subject_token_type", "requested_token_type"] {
+        if param(params, key).as_deref() != Some(OFFLINE_TOKEN_TYPE) {
+            return Err(oauth_error(
+                400,
+                "invalid_request",
+                &format!("{key} must be {OFFLINE_TOKEN_TYPE}"),
+            ));
+        }
+    }
+    if !matches!(param(params, "expiring").as_deref(), Some("1" | "true")) {
+        return Err(oauth_error(400, "invalid_request", "expiring must be 1"));
+    }
+    let subject = param(params, "subject_token").unwrap_or_default();
+    let pair = |m: &Migration, shop: &super::state::Shop| {
+        let rt = shop.refresh.get(&m.refresh)?;
+        let fresh = !rt.retired && now < rt.expires_at && now.duration_since(m.at) < MIGRATION_RETRY_WINDOW;
+        fresh.then(|| (m.access.clone(), m.refresh.clone(), rt.scopes.clone()))
+    };
+    if let Some((access, refresh, scopes)) = shop.migrations.get(&subject).and_then(|m| pair(m, shop)) {
+        // A repeated exchange: the same pair; only the access expiry moves.
+        let left = shop
+            .refresh
+            .get(&refresh)
+            .map(|r| r.expires_at.saturating_duration_since(now));
+        if let Some(t) = shop.access.get_mut(&access) {
+            t.expires_at = Some(now + ACCESS_TTL);
+        }
+        return Ok(json!({
+            "access_token": access,
+            "scope": scopes.join(","),
+            "expires_in": ACCESS_TTL.as_secs(),
+            "refresh_token": refresh,
+            "refresh_token_expires_in": left.unwrap_or_default().as_secs(),
+        }));
+    }
+    let scopes = match shop.access.get(&subject) {
+        Some(t) if !t.revoked && t.expires_at.is_none() => t.scopes.clone(),
+        _ => {
+            // [U]: Shopify's exact answer for a token it can't migrate.
+            return Err(oauth_error(
+                400,
+                "invalid_subject_token",
+                "The subject token is not a valid non-expiring offline access token",
+            ));
+        }
+    };
+    if let Some(t) = shop.access.get_mut(&subject) {
+        t.revoked = true;
+    }
+    let access = token("shpat_");
+    let refresh = token("shprt_");
+    shop.refresh
+        .insert(refresh.clone(), RefreshToken::new(scopes.clone(), now, None));
+    shop.access.insert(
+        access.clone(),
+        AccessToken::new(scopes.clone(), Some(now + ACCESS_TTL), Vec::new()),
+    );
+    shop.migrations.insert(
+        subject,
+        Migration {
+            access: access.clone(),
+            refresh: refresh.clone(),
+            at: now,
+        },
+    );
+    Ok(json!({
+        "access_token": access,
+        "scope": scopes.join(","),
+        "expires_in": ACCESS_TTL.as_secs(),
+        "refresh_token": refresh,
+        "refresh_token_expires_in": REFRESH_TTL.as_secs(),
+    }))
 }

@@ -26,6 +26,8 @@ pub(crate) struct Shop {
     pub bucket: Bucket,
     /// Scopes OAuth-issued tokens get: the union of the fixture tokens' scopes.
     pub scopes: Vec<String>,
+    /// Non-expiring tokens migrated by token exchange, by original token.
+    pub migrations: HashMap<String, super::oauth::Migration>,
 }
 
 pub(crate) struct Inner {
@@ -133,6 +135,7 @@ impl SimState {
             subs: BTreeMap::new(),
             bucket: Bucket::new(self.bucket_size, self.restore_rate, now),
             scopes: Vec::new(),
+            migrations: HashMap::new(),
         };
         for t in f.tokens {
             for s in &t.scopes {

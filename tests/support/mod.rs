@@ -36,6 +36,22 @@ where
     }
 }
 
+/// The HTTP address an operator process logged.
+pub async fn http_addr(p: &Supervised) -> String {
+    wait_for("the HTTP address in the log", Duration::from_secs(30), || async {
+        let log = std::fs::read_to_string(&p.log).ok()?;
+        let line = log.lines().find(|l| l.contains("serving /healthz"))?;
+        let start = line.find("addr=")? + 5;
+        let rest = &line[start..];
+        let addr: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
+            .collect();
+        Some(addr)
+    })
+    .await
+}
+
 /// One test's world.
 pub struct Env {
     pub cp: &'static ControlPlane,

@@ -1,0 +1,165 @@
+//! The OAuth `state` parameter: signed, expiring, single-use. Pure, apart
+//! from the in-memory record of used nonces.
+//!
+//! `state` = `{expiry}.{nonce}.{signature}`, the signature being hex
+//! HMAC-SHA256 of `{shop}|{expiry}|{nonce}` with the app's client secret.
+//! Signing with the client secret (rather than a per-process key) lets any
+//! replica verify a state another replica issued. The used-nonce record is
+//! per process: a state replayed against another replica still fails at
+//! Shopify, which accepts each authorization code once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::shopify::ClientSecret;
+use crate::shopify::hmac::sign_hex;
+use crate::shopify::token::constant_time_eq;
+
+/// Why a state was refused; each is answered 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateError {
+    /// Not of our format, or signed for another shop or with another key.
+    Invalid,
+    /// Past its expiry.
+    Expired,
+    /// Already used for a callback.
+    Replayed,
+}
+
+impl StateError {
+    /// A message for the merchant's browser and the log.
+    pub fn message(self) -> &'static str {
+        match self {
+            StateError::Invalid => "the OAuth state is invalid; start the installation again",
+            StateError::Expired => "the OAuth state has expired; start the installation again",
+            StateError::Replayed => "the OAuth state was already used; start the installation again",
+        }
+    }
+}
+
+fn signature(shop: &str, expiry: u64, nonce: &str, secret: &ClientSecret) -> String {
+    sign_hex(format!("{shop}|{expiry}|{nonce}").as_bytes(), secret)
+}
+
+/// A new state for `shop`, valid until `expiry` (Unix seconds).
+pub fn issue(shop: &str, expiry: u64, secret: &ClientSecret) -> String {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    let nonce = hex::encode(bytes);
+    let sig = signature(shop, expiry, &nonce, secret);
+    format!("{expiry}.{nonce}.{sig}")
+}
+
+/// Checks signature and expiry (not use); returns the nonce. The previous
+/// secret is accepted so that a rotation between install and callback
+/// doesn't break an installation in flight.
+pub fn verify<'a>(
+    state: &'a str,
+    shop: &str,
+    now: u64,
+    current: &ClientSecret,
+    previous: Option<&ClientSecret>,
+) -> Result<&'a str, StateError> {
+    let mut parts = state.splitn(3, '.');
+    let (Some(expiry), Some(nonce), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(StateError::Invalid);
+    };
+    let expiry_n: u64 = expiry.parse().map_err(|_| StateError::Invalid)?;
+    if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StateError::Invalid);
+    }
+    let given = hex::decode(sig).map_err(|_| StateError::Invalid)?;
+    let matches = |secret: &ClientSecret| {
+        let expected = hex::decode(signature(shop, expiry_n, nonce, secret)).unwrap_or_default();
+        constant_time_eq(&expected, &given)
+    };
+    if !(matches(current) || previous.is_some_and(matches)) {
+        return Err(StateError::Invalid);
+    }
+    if now > expiry_n {
+        return Err(StateError::Expired);
+    }
+    Ok(nonce)
+}
+
+/// Nonces already used, until their state would have expired anyway.
+#[derive(Default)]
+pub struct UsedNonces(Mutex<HashMap<String, u64>>);
+
+impl UsedNonces {
+    /// Records `nonce` as used; `Err(Replayed)` if it already was.
+    pub fn take(&self, nonce: &str, expiry: u64, now: u64) -> Result<(), StateError> {
+        let mut used = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        used.retain(|_, exp| *exp >= now);
+        if used.insert(nonce.to_string(), expiry).is_some() {
+            return Err(StateError::Replayed);
+        }
+        Ok(())
+    }
+}
+
+/// The expiry part of a state (already verified).
+pub fn expiry(state: &str) -> u64 {
+    state.split('.').next().and_then(|e| e.parse().ok()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOP: &str = "a-shop.myshopify.com";
+
+    fn secret(s: &str) -> ClientSecret {
+        ClientSecret::from(s)
+    }
+
+    #[test]
+    fn a_state_verifies_for_its_shop_until_it_expires() {
+        let s = issue(SHOP, 1_000, &secret("k"));
+        assert!(verify(&s, SHOP, 999, &secret("k"), None).is_ok());
+        assert_eq!(
+            verify(&s, SHOP, 1_001, &secret("k"), None),
+            Err(StateError::Expired)
+        );
+        assert_eq!(
+            verify(&s, "other.myshopify.com", 999, &secret("k"), None),
+            Err(StateError::Invalid)
+        );
+        assert_eq!(
+            verify(&s, SHOP, 999, &secret("other"), None),
+            Err(StateError::Invalid)
+        );
+    }
+
+    #[test]
+    fn the_previous_secret_verifies_during_a_rotation() {
+        let s = issue(SHOP, 1_000, &secret("old"));
+        assert!(verify(&s, SHOP, 1, &secret("new"), Some(&secret("old"))).is_ok());
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let s = issue(SHOP, 1_000, &secret("k"));
+        let longer = s.replacen("1000.", "9999.", 1);
+        assert_eq!(
+            verify(&longer, SHOP, 1, &secret("k"), None),
+            Err(StateError::Invalid)
+        );
+        for bad in ["", "1.2", "x.y.z", "0.6784241404160823"] {
+            assert_eq!(
+                verify(bad, SHOP, 1, &secret("k"), None),
+                Err(StateError::Invalid),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_nonce_is_used_once() {
+        let used = UsedNonces::default();
+        assert!(used.take("n", 10, 1).is_ok());
+        assert_eq!(used.take("n", 10, 2), Err(StateError::Replayed));
+        // Forgotten only once it could no longer verify anyway.
+        assert!(used.take("n", 10, 11).is_ok());
+    }
+}
