@@ -44,7 +44,7 @@ const NEW_HOST: &str = "new.popsockets.com";
 /// watched namespace otherwise.
 const WATCHED_RULES: &[&str] = &[
     "batch/jobs: create delete get list watch",
-    "core/secrets: get list update watch",
+    "core/secrets: create get list update watch",
     "events.k8s.io/events: create patch",
     "networking.k8s.io/ingresses: get list watch",
     "shopify-operator.dev/shopifyshops/finalizers: update",
@@ -428,8 +428,15 @@ fn deployment_is_hardened_and_passes_every_flag() {
         "LEASE_DURATION",
         "LOG_FORMAT",
         "RUST_LOG",
+        "TOKEN_REFRESH_AHEAD",
+        "OAUTH_EXPIRING",
+        "OAUTH_STATE_TTL",
     ] {
         assert!(!value(k).is_empty(), "{k}");
+    }
+    // Unset optional flags are absent, not empty.
+    for k in ["ALLOWED_SHOPS", "PUBLIC_URL", "DEFAULT_APP_SECRET"] {
+        assert!(!env.contains_key(k), "{k} set without a value");
     }
     // Cluster-wide: no WATCH_NAMESPACE at all (an empty one would be a
     // namespace named "").
@@ -449,6 +456,59 @@ fn deployment_is_hardened_and_passes_every_flag() {
     let sm = one(&docs, "ServiceMonitor");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
     assert_eq!(one(&docs, "PodDisruptionBudget")["spec"]["maxUnavailable"], 1);
+}
+
+#[test]
+fn oauth_settings_reach_the_operator_and_the_ingress_exposes_only_public_paths() {
+    let docs = render(
+        "operators",
+        &[
+            ("oauth.publicUrl", "https://shopify-operator.example.com"),
+            ("oauth.defaultAppSecret", "oms/oms-shopify-app"),
+            ("allowedShops[0]", "ps-*.myshopify.com"),
+            ("allowedShops[1]", "other.myshopify.com"),
+            ("ingress.enabled", "true"),
+            ("ingress.host", "shopify-operator.example.com"),
+        ],
+        false,
+    );
+    let env = &one(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"];
+    let value = |k: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == k)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_else(|| panic!("env {k}"))
+            .to_string()
+    };
+    assert_eq!(value("PUBLIC_URL"), "https://shopify-operator.example.com");
+    assert_eq!(value("DEFAULT_APP_SECRET"), "oms/oms-shopify-app");
+    assert_eq!(value("ALLOWED_SHOPS"), "ps-*.myshopify.com,other.myshopify.com");
+    let ingress = one(&docs, "Ingress");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"], "shopify-operator.example.com");
+    let paths: Vec<&str> = rule["http"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/oauth/", "/shopify/webhooks/"], "only the public paths");
+    // No Ingress unless asked; a bad public URL fails the schema.
+    assert!(
+        render("operators", &[], false)
+            .iter()
+            .all(|d| kind_of(d) != "Ingress")
+    );
+    let bad = Command::new(helm())
+        .args(["template", "so"])
+        .arg(chart_dir())
+        .args(["--set", "oauth.publicUrl=not a url"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("publicUrl"));
 }
 
 // ---------------------------------------------------------------------------
@@ -677,6 +737,7 @@ async fn prove_rbac(namespaced: bool) {
     let lease = format!("leases.coordination.k8s.io/{FULLNAME}");
     let mut allowed: Vec<Vec<&str>> = vec![
         vec!["list", "secrets", "-n", &ns],
+        vec!["create", "secrets", "-n", &ns],
         vec!["watch", "ingresses.networking.k8s.io", "-n", &ns],
         vec!["create", "jobs.batch", "-n", &ns],
         vec!["delete", "jobs.batch", "-n", &ns],
@@ -694,7 +755,6 @@ async fn prove_rbac(namespaced: bool) {
         vec!["patch", &lease, "-n", &release_ns],
     ];
     let mut denied: Vec<Vec<&str>> = vec![
-        vec!["create", "secrets", "-n", &ns],
         vec!["delete", "secrets", "-n", &ns],
         vec!["update", "shopifyshops.shopify-operator.dev", "-n", &ns],
         vec!["delete", "shopifyshops.shopify-operator.dev", "-n", &ns],

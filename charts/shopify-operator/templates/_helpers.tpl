@@ -69,8 +69,10 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
                          Enforcement admission plugin runs (e.g. OpenShift);
                          grants nothing the patch above does not
   secrets                get/list/watch: the token Secret, watched for rotation;
-                         update: storing a refreshed expiring token (one
-                         resourceVersion-guarded replace)
+                         update: storing a refreshed or migrated token (one
+                         resourceVersion-guarded replace) and an OAuth grant;
+                         create: the token Secret of a first OAuth install
+                         (never delete)
   ingresses              get/list/watch: the webhook host, watched for changes
   jobs                   get/list/watch/create/delete: the sync Jobs (history)
   events (events.k8s.io) create/patch: kube-runtime's Recorder (patch: series)
@@ -87,7 +89,7 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "update"]
+  verbs: ["get", "list", "watch", "create", "update"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses"]
   verbs: ["get", "list", "watch"]
