@@ -263,7 +263,7 @@ async fn deliver_uninstalled(base: &str, secret: &str) -> u16 {
     let body = json!({"id": 1, "name": "OAuth shop", "domain": DOMAIN}).to_string();
     let hmac = sign_webhook(body.as_bytes(), &ClientSecret::from(secret));
     http()
-        .post(format!("{base}/shopify/webhooks/app-uninstalled"))
+        .post(format!("{base}/shopify/webhooks/app_uninstalled"))
         .header("X-Shopify-Topic", "app/uninstalled")
         .header("X-Shopify-Shop-Domain", DOMAIN)
         .header("X-Shopify-Hmac-Sha256", hmac)

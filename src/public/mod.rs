@@ -27,7 +27,7 @@ use crate::crd::ShopifyShop;
 use crate::shopify::ShopifyClient;
 
 /// Path of the `app/uninstalled` webhook endpoint.
-pub const UNINSTALLED_PATH: &str = "/shopify/webhooks/app-uninstalled";
+pub const UNINSTALLED_PATH: &str = "/shopify/webhooks/app_uninstalled";
 
 /// Settings of the public endpoints.
 #[derive(Debug, Clone)]

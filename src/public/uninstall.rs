@@ -1,4 +1,4 @@
-//! `POST /shopify/webhooks/app-uninstalled`: Shopify's `app/uninstalled`
+//! `POST /shopify/webhooks/app_uninstalled`: Shopify's `app/uninstalled`
 //! delivery. Verifies `X-Shopify-Hmac-Sha256` (base64 HMAC-SHA256 of the raw
 //! body; current or previous client secret, fact sheet §8) and records the
 //! uninstall in the status of each ShopifyShop whose app signed it. The
