@@ -30,7 +30,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams};
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -583,12 +583,14 @@ where
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
+    // Secrets and Jobs are only triggers: their metadata is all we need
+    // (no Secret values in the operator's memory, and far less of it).
     let (shops, ingresses, secrets, jobs) = match &ctx.settings.namespace {
         Some(ns) => (
             Api::<ShopifyShop>::namespaced(client.clone(), ns),
             Api::<Ingress>::namespaced(client.clone(), ns),
-            Api::<Secret>::namespaced(client.clone(), ns),
-            Api::<Job>::namespaced(client.clone(), ns),
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
+            Api::<PartialObjectMeta<Job>>::namespaced(client.clone(), ns),
         ),
         None => (
             Api::all(client.clone()),
@@ -602,7 +604,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (store, writer) = reflector::store();
     let ready = ctx.ready.clone();
     let shop_stream = watcher(shops, watcher::Config::default())
-        .default_backoff()
+        .backoff(watch_backoff())
         // managedFields are never read here (status is applied, finalizers
         // are merge-patched) and are most of a cached shop's memory.
         .modify(|shop| shop.managed_fields_mut().clear())
@@ -629,24 +631,41 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let ingress_store = store.clone();
     let secret_store = store.clone();
     controller
-        .watches(ingresses, watcher::Config::default(), move |ingress: Ingress| {
-            let name = ingress.name_any();
-            referencing(&ingress_store, ingress.namespace(), |s| {
-                s.spec
-                    .webhooks
-                    .as_ref()
-                    .and_then(|w| w.endpoint.ingress_ref.as_ref())
-                    .is_some_and(|r| r.name == name)
-            })
-        })
-        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
-            let name = secret.name_any();
-            referencing(&secret_store, secret.namespace(), |s| {
-                s.spec.token.secret_ref.name == name
-                    || s.spec.app.as_ref().is_some_and(|a| a.secret_ref.name == name)
-            })
-        })
-        .owns(jobs, watcher::Config::default().labels(sync::job::SHOP_LABEL))
+        // Each trigger watch backs off on its own: one failing (a 410 after
+        // an apiserver restart) must not hold back the others' events.
+        .watches_stream(
+            watcher(ingresses, watcher::Config::default())
+                .backoff(watch_backoff())
+                .touched_objects(),
+            move |ingress: Ingress| {
+                let name = ingress.name_any();
+                referencing(&ingress_store, ingress.namespace(), |s| {
+                    s.spec
+                        .webhooks
+                        .as_ref()
+                        .and_then(|w| w.endpoint.ingress_ref.as_ref())
+                        .is_some_and(|r| r.name == name)
+                })
+            },
+        )
+        .watches_stream(
+            watcher(secrets, watcher::Config::default())
+                .backoff(watch_backoff())
+                .touched_objects(),
+            move |secret: PartialObjectMeta<Secret>| {
+                let name = secret.name_any();
+                referencing(&secret_store, secret.namespace(), |s| {
+                    s.spec.token.secret_ref.name == name
+                        || s.spec.app.as_ref().is_some_and(|a| a.secret_ref.name == name)
+                })
+            },
+        )
+        .owns_stream(
+            watcher(jobs, watcher::Config::default().labels(sync::job::SHOP_LABEL))
+                .backoff(watch_backoff())
+                .touched_objects(),
+        )
+        .trigger_backoff(NoBackoff)
         .with_config(
             kube::runtime::controller::Config::default()
                 .concurrency(ctx.settings.concurrency)
@@ -663,6 +682,39 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             }
         })
         .await;
+}
+
+/// How long watches wait after an error: 0.25 s doubling to 2 s (plus
+/// jitter), reset after a minute without errors. kube-runtime's default
+/// (0.8 s to 30 s) is one backoff for all trigger watches (Ingress, Secret,
+/// Job) together, and a kube-apiserver restart makes each of them fail a few
+/// times (connection refused, then 410 Gone for its old resourceVersion and
+/// a re-list): with the default, events stopped for over a minute. Two
+/// seconds is still gentle on an apiserver that is down (four watches, one
+/// request each per ~2-4 s).
+fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<watcher::ExponentialBackoff> {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    kube::runtime::utils::ResetTimerBackoff::new(exponential.into(), Duration::from_secs(60))
+}
+
+/// No delay on top of the trigger watches' own backoffs (a `None` would
+/// end the stream, so it is zero, forever).
+struct NoBackoff;
+
+impl Iterator for NoBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoBackoff {
+    fn reset(&mut self) {}
 }
 
 /// Names of the conditions this controller writes.

@@ -226,10 +226,6 @@ impl ControlPlane {
             .arg(format!("--initial-advertise-peer-urls={peer}"))
             .arg(format!("--initial-cluster=default={peer}"))
             .arg("--unsafe-no-fsync=true")
-            // The apiserver's watch cache learns etcd's current revision from
-            // progress notifications; without them a restarted apiserver
-            // keeps answering watches with 410 "too old resource version".
-            .arg("--watch-progress-notify-interval=1s")
             .arg("--log-level=warn");
         self.spawn("etcd", cmd)
     }
