@@ -3,14 +3,14 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo crds control-plane helm fmt lint
+.PHONY: test demo crds control-plane helm mariadb fmt lint
 
-## Build helm and the control plane (both cached), then format check, lints
-## and every test.
-test: helm control-plane
+## Build helm and the control plane (both cached), install MariaDB (once),
+## then format check, lints and every test.
+test: helm control-plane mariadb
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" $(CARGO) test
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" $(CARGO) test
 
 ## Local control plane + shopify-sim with the seed shops + the operator;
 ## stays up until Ctrl-C (DEMO_EXIT=1 stops after the Ingress host change).
@@ -39,6 +39,11 @@ control-plane:
 ## (once per version); the chart tests (tests/chart.rs) run it.
 helm:
 	hack/helm.sh >/dev/null
+
+## Install Debian's mariadb-server (once, no service left running); the
+## import tests (tests/import.rs) start their own mariadbd from it.
+mariadb:
+	hack/mariadb.sh >/dev/null
 
 fmt:
 	$(CARGO) fmt

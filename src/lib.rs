@@ -7,6 +7,7 @@
 pub mod controller;
 pub mod crd;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod public;
 pub mod run;

@@ -20,14 +20,41 @@ enum Command {
     Run(Box<shopify_operator::run::RunArgs>),
     /// Print the ShopifyShop CRD as YAML (what `crds/shopifyshop.yaml` holds).
     Crd,
+    /// Turn the old OMS database's table of Shopify tokens into token
+    /// Secrets and ShopifyShops: YAML on stdout, one file per shop, or
+    /// applied to the cluster.
+    #[command(after_help = shopify_operator::import::EXIT_CODES_HELP)]
+    Import(Box<shopify_operator::import::ImportArgs>),
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        // clap exits 2 on a usage error, but for `import` 2 means "some rows
+        // skipped, the rest imported"; a bad flag there is fatal, 1.
+        let import = std::env::args_os().nth(1).is_some_and(|a| a == "import");
+        if import && e.use_stderr() {
+            let _ = e.print();
+            std::process::exit(i32::from(shopify_operator::import::report::EXIT_FATAL));
+        }
+        e.exit()
+    });
     match cli.command {
         Command::Crd => {
             print!("{}", crd::crd_yaml());
             std::process::ExitCode::SUCCESS
+        }
+        Command::Import(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            match runtime.block_on(shopify_operator::import::run(*args)) {
+                Ok(code) => std::process::ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::ExitCode::from(shopify_operator::import::report::EXIT_FATAL)
+                }
+            }
         }
         Command::Run(args) => {
             shopify_operator::run::init_tracing(args.log_format);
