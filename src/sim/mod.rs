@@ -241,6 +241,12 @@ impl Sim {
         self.state.expire_access_tokens(shop);
     }
 
+    /// Every secret value the simulator knows or ever issued (tokens,
+    /// codes, client secrets), for tests that assert none leaked.
+    pub fn known_secrets(&self) -> Vec<String> {
+        self.state.known_secrets()
+    }
+
     /// Expires all refresh tokens of the shop now (as 90 days would).
     pub fn expire_refresh_tokens(&self, shop: &str) {
         self.state.expire_refresh_tokens(shop);

@@ -212,6 +212,25 @@ impl SimState {
         self.lock().counters.clear();
     }
 
+    /// Every secret value the simulator knows or has issued: access and
+    /// refresh tokens (also revoked and retired ones), authorization codes
+    /// and the app's client secrets.
+    pub fn known_secrets(&self) -> Vec<String> {
+        let g = self.lock();
+        let mut out: Vec<String> = g
+            .shops
+            .values()
+            .flat_map(|s| s.access.keys().chain(s.refresh.keys()).chain(s.migrations.keys()))
+            .chain(g.codes.keys())
+            .cloned()
+            .collect();
+        if let Some(app) = &g.app {
+            out.push(app.client_secret.clone());
+            out.extend(app.previous_client_secret.clone());
+        }
+        out
+    }
+
     pub fn shop_exists(&self, shop: &str) -> bool {
         self.lock().shops.contains_key(&shop_key(shop))
     }

@@ -479,7 +479,13 @@ const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
+# Secret bodies are tokens: only who wrote which Secret is recorded.
 - level: Metadata
+  resources: [{group: "", resources: ["secrets"]}]
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+# Every other write with its body, so tests can check that no token ever
+# reaches a status, an Event or a Job.
+- level: Request
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
 - level: None
 "#;
@@ -521,6 +527,22 @@ impl ControlPlane {
                     code: e["responseStatus"]["code"].as_i64(),
                 }
             })
+            .collect()
+    }
+
+    /// The audit entries (JSON lines, request bodies included) of every
+    /// write `user` made to anything but a Secret.
+    pub fn audited_bodies(&self, user: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l).is_ok_and(|e| {
+                    e["stage"] == "ResponseComplete"
+                        && e["user"]["username"] == user
+                        && e["objectRef"]["resource"] != "secrets"
+                })
+            })
+            .map(str::to_string)
             .collect()
     }
 

@@ -61,6 +61,9 @@ pub struct Env {
     pub user: String,
     pub operator: Option<Supervised>,
     pub operator_args: Vec<(String, String)>,
+    /// Secret values the test put somewhere besides the simulator's fixture
+    /// (checked, with the simulator's, when the Env is dropped).
+    pub secrets: std::sync::Mutex<Vec<String>>,
 }
 
 /// The seed fixture (`examples/sim-seed.yaml`).
@@ -95,6 +98,7 @@ impl Env {
             client,
             operator: None,
             operator_args: Vec::new(),
+            secrets: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -147,6 +151,7 @@ impl Env {
     }
 
     pub async fn token_secret(&self, name: &str, token: &str) {
+        self.secrets.lock().unwrap().push(token.to_string());
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
         let s: Secret = serde_json::from_value(json!({
             "metadata": {"name": name},
@@ -236,6 +241,48 @@ impl Env {
 
     pub fn name_of(shop: &ShopifyShop) -> String {
         shop.name_any()
+    }
+}
+
+/// Secrets stay secret, checked for every test that runs an operator: no
+/// token, refresh token, authorization code or client secret the simulator
+/// knows (or issued during the test), nor any the test put in a Secret,
+/// appears in an operator log or in anything the operator wrote to the
+/// apiserver other than a Secret (statuses, Events, Jobs, patches — the
+/// audit log records their bodies).
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let mut secrets = self.sim.known_secrets();
+        secrets.extend(self.secrets.lock().map(|s| s.clone()).unwrap_or_default());
+        // Short fixture values ("x") would match anything.
+        secrets.retain(|s| s.len() >= 8);
+        let mut places: Vec<(String, String)> = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(&self.cp.dir) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("operator-") && name.ends_with(&format!("{}.log", self.ns)) {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    places.push((name, text));
+                }
+            }
+        }
+        for (i, line) in self.cp.audited_bodies(&self.user).into_iter().enumerate() {
+            places.push((format!("audited write #{i} of {}", self.user), line));
+        }
+        for (where_, text) in &places {
+            for (i, secret) in secrets.iter().enumerate() {
+                // The value itself is not printed: the report must not leak it.
+                assert!(
+                    !text.contains(secret.as_str()),
+                    "secret #{i} ({} chars, {}…) leaked into {where_}",
+                    secret.len(),
+                    secret.chars().take(6).collect::<String>()
+                );
+            }
+        }
     }
 }
 
