@@ -921,6 +921,114 @@ async fn oauth_code_exchange_and_refresh_keep_the_previous_refresh_token_until_f
     assert_eq!(sim.counters(SHOP).operation("access_token"), 8);
 }
 
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const OFFLINE: &str = "urn:shopify:params:oauth:token-type:offline-access-token";
+
+fn migration(subject: &str) -> Value {
+    json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "grant_type": TOKEN_EXCHANGE,
+           "subject_token": subject, "subject_token_type": OFFLINE, "requested_token_type": OFFLINE,
+           "expiring": "1"})
+}
+
+#[tokio::test]
+async fn token_exchange_migrates_once_and_a_retry_returns_the_same_pair() {
+    let sim = start().await;
+    let http = reqwest::Client::new();
+    let mut bad = migration(TOKEN);
+    bad["subject_token_type"] = json!("urn:ietf:params:oauth:token-type:access_token");
+    assert_eq!(token_request(&http, &sim, SHOP, bad, false).await.0, 400);
+    let (status, first) = token_request(&http, &sim, SHOP, migration(TOKEN), false).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["expires_in"], 3600);
+    let (at, rt) = (
+        first["access_token"].as_str().unwrap().to_string(),
+        first["refresh_token"].as_str().unwrap().to_string(),
+    );
+    // The original token no longer works; the new one does.
+    let r = gql_as(&sim, SHOP, TOKEN, "2025-07", "{ shop { name } }", json!({})).await;
+    assert_eq!(r.status, 401);
+    let r = gql_as(&sim, SHOP, &at, "2025-07", "{ shop { name } }", json!({})).await;
+    assert_eq!(r.status, 200);
+    // A lost response is recovered: the same pair again.
+    let (status, again) = token_request(&http, &sim, SHOP, migration(TOKEN), true).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["access_token"], at.as_str());
+    assert_eq!(again["refresh_token"], rt.as_str());
+    // An expiring token is not migrated.
+    let (status, body) = token_request(&http, &sim, SHOP, migration(&at), false).await;
+    assert_eq!(status, 400, "{body}");
+    // Refreshing the issued pair ends the retry window.
+    let refresh = json!({"grant_type": "refresh_token", "refresh_token": rt, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET});
+    assert_eq!(token_request(&http, &sim, SHOP, refresh, false).await.0, 200);
+    assert_eq!(
+        token_request(&http, &sim, SHOP, migration(TOKEN), false).await.0,
+        400
+    );
+}
+
+#[tokio::test]
+async fn the_authorize_page_redirects_with_a_signed_callback_and_a_single_use_code() {
+    let sim = start_with(|c| {
+        c.fixture.app.as_mut().unwrap().previous_client_secret = Some("old-secret".into());
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = |client_id: &str, redirect: &str| {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", client_id)
+            .append_pair("scope", "read_orders")
+            .append_pair("redirect_uri", redirect)
+            .append_pair("state", "nonce-1")
+            .finish();
+        format!("http://{}/{SHOP}/admin/oauth/authorize?{q}", sim.addr())
+    };
+    let r = http
+        .get(authorize("someone-else", "https://app.example/cb"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http.get(authorize(CLIENT_ID, "not a url")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(authorize(CLIENT_ID, "https://app.example/cb"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(location.path(), "/cb");
+    let query = location.query().unwrap();
+    let params: std::collections::BTreeMap<String, String> = location.query_pairs().into_owned().collect();
+    assert_eq!(params["shop"], SHOP);
+    assert_eq!(params["state"], "nonce-1");
+    for k in ["code", "hmac", "host", "timestamp"] {
+        assert!(params.contains_key(k), "{k}");
+    }
+    // Signed with the oldest unrevoked secret: the previous one.
+    use shopify_operator::shopify::{ClientSecret, SecretUsed, verify_oauth_query};
+    assert_eq!(
+        verify_oauth_query(
+            query,
+            &ClientSecret::from(CLIENT_SECRET),
+            Some(&ClientSecret::from("old-secret"))
+        ),
+        Some(SecretUsed::Previous)
+    );
+    assert_eq!(
+        verify_oauth_query(query, &ClientSecret::from(CLIENT_SECRET), None),
+        None
+    );
+    let exchange = json!({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "code": params["code"]});
+    let (status, body) = token_request(&http, &sim, SHOP, exchange.clone(), false).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "read_orders");
+    assert_eq!(token_request(&http, &sim, SHOP, exchange, false).await.0, 400);
+}
+
 #[tokio::test]
 async fn seed_fixture_loads_three_shops_with_the_rails_webhooks() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim-seed.yaml");
