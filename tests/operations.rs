@@ -88,6 +88,18 @@ async fn health_readiness_and_metrics() {
     }
     assert!(!text.contains("shpat_metrics"), "a token is in the metrics");
 
+    // A deleted shop's series go with it.
+    env.shops().delete("broken", &Default::default()).await.unwrap();
+    wait_for(
+        "the deleted shop's series gone",
+        Duration::from_secs(30),
+        || async {
+            let (_, text) = get(&format!("{base}/metrics")).await?;
+            (!text.contains("name=\"broken\"") && text.contains("name=\"shop\"")).then_some(())
+        },
+    )
+    .await;
+
     // SIGTERM: a graceful stop.
     let status = env.operator.as_mut().unwrap().terminate(Duration::from_secs(10));
     assert!(

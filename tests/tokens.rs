@@ -373,3 +373,46 @@ async fn the_operator_migrates_a_token_even_when_the_answer_is_lost() {
         assert!(!log.contains(secret), "a secret is in the operator log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_near_its_end_is_a_reason_and_one_warning() {
+    let mut env = Env::new("refresh-ending", fixture()).await;
+    let api: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    let soon = |h: i64| (Timestamp::now() + SignedDuration::from_hours(h)).to_string();
+    for s in [
+        json!({"metadata": {"name": "tok"}, "stringData": {"access-token": "shpat_expiring_first",
+               "refresh-token": "shprt_first", "expires-at": soon(1), "refresh-token-expires-at": soon(48)}}),
+        json!({"metadata": {"name": "app"}, "stringData": {"client-id": "client-1", "client-secret": "secret-1"}}),
+    ] {
+        api.create(&PostParams::default(), &serde_json::from_value(s).unwrap())
+            .await
+            .unwrap();
+    }
+    env.create_shop("shop", shop_spec()).await;
+    env.start_operator("5m");
+    env.wait_condition("shop", "TokenValid", "True", Some("RefreshTokenExpiring"))
+        .await;
+    env.wait_condition("shop", "Ready", "True", None).await;
+    let events = wait_for(
+        "a RefreshTokenExpiring Warning",
+        Duration::from_secs(20),
+        || async {
+            let e = env.events("shop", "RefreshTokenExpiring").await;
+            (!e.is_empty()).then_some(e)
+        },
+    )
+    .await;
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    assert!(
+        events[0]
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("reinstall")
+    );
+    // Nothing was refreshed: the access token is far from its expiry.
+    assert_eq!(
+        key(&api.get("tok").await.unwrap(), "access-token"),
+        "shpat_expiring_first"
+    );
+}

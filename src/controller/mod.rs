@@ -496,7 +496,28 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     if let Some((reason, message)) = migration.warning.as_ref().or(refreshed.warning.as_ref())
         && outcome.token.status == Status::True
     {
-        // Still valid now, but it won't stay so: say why in the reason.
+        // Still valid now, but it won't stay so: say why in the reason,
+        // and once as a Warning Event when it starts.
+        let known = shop
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == TOKEN_VALID))
+            .is_some_and(|c| c.reason == *reason);
+        if !known
+            && !outcome
+                .notes
+                .iter()
+                .chain(&migration.notes)
+                .chain(&refreshed.notes)
+                .any(|n| n.reason == *reason)
+        {
+            notes.push(Note::new(
+                EventType::Warning,
+                reason,
+                "CheckToken",
+                message.clone(),
+            ));
+        }
         outcome.token = Cond::new(TOKEN_VALID, Status::True, reason, message.clone());
     }
     let token_valid = outcome.token.status == Status::True;
@@ -603,19 +624,27 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     // Shopify list): only changes to what we act on do.
     let (store, writer) = reflector::store();
     let ready = ctx.ready.clone();
+    let gone = ctx.metrics.clone();
     let shop_stream = watcher(shops, watcher::Config::default())
         .backoff(watch_backoff())
         // managedFields are never read here (status is applied, finalizers
         // are merge-patched) and are most of a cached shop's memory.
         .modify(|shop| shop.managed_fields_mut().clear())
         .reflect(writer)
-        .inspect(move |event| {
+        .inspect(move |event| match event {
             // Ready once the initial list is in the store (an empty one too).
-            if let Ok(watcher::Event::InitDone) = event
-                && !ready.swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
+            Ok(watcher::Event::InitDone) if !ready.swap(true, std::sync::atomic::Ordering::Relaxed) => {
                 tracing::info!("initial ShopifyShop list synced; ready");
             }
+            // A deleted shop's condition series go with it.
+            Ok(watcher::Event::Delete(shop)) => {
+                gone.forget_shop(
+                    shop.namespace().as_deref().unwrap_or_default(),
+                    &shop.name_any(),
+                    &CONDITION_TYPES,
+                );
+            }
+            _ => {}
         })
         .applied_objects()
         .predicate_filter(acted_upon, PredicateConfig::default());
