@@ -379,3 +379,49 @@ async fn app_uninstalled_stops_work_keeps_the_secret_and_a_new_token_resumes() {
         assert!(!log.contains(secret), "a secret is in the operator log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_shop_without_a_shopifyshop_installs_with_the_default_app() {
+    const NEW_SHOP: &str = "brand-new.myshopify.com";
+    let mut f = fixture("secret-one", None);
+    f.shops.push(ShopFixture {
+        domain: NEW_SHOP.into(),
+        tokens: vec![TokenFixture {
+            access_token: "shpat_brand_new_fixture".into(),
+            scopes: vec!["read_orders".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let mut env = Env::new("oauth-default", f).await;
+    app_secret(&env, "secret-one", None).await;
+    env.operator_args.push(("PUBLIC_URL".into(), PUBLIC_URL.into()));
+    env.operator_args
+        .push(("ALLOWED_SHOPS".into(), format!("{NEW_SHOP},{DOMAIN}")));
+    env.operator_args
+        .push(("DEFAULT_APP_SECRET".into(), format!("{}/app", env.ns)));
+    env.start_operator("5m");
+    let base = format!("http://{}", http_addr(env.operator.as_ref().unwrap()).await);
+    // Outside the allow-list: refused before anything else.
+    assert_eq!(
+        get(&format!("{base}/oauth/install?shop=elsewhere.myshopify.com"))
+            .await
+            .0,
+        403
+    );
+    let (status, location, body) = get(&format!("{base}/oauth/install?shop={NEW_SHOP}")).await;
+    assert_eq!(status, 302, "{body}");
+    let (status, callback, _) = get(&location.unwrap()).await;
+    assert_eq!(status, 302);
+    let callback = callback.unwrap().replacen(PUBLIC_URL, &base, 1);
+    let (status, _, body) = get(&callback).await;
+    assert_eq!(status, 200, "{body}");
+    let api: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    let created = api.get("brand-new-shopify-token").await.unwrap();
+    assert_eq!(
+        created.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
+        "shopify-operator"
+    );
+    assert!(key(&created, "access-token").unwrap().starts_with("shpat_"));
+    assert!(key(&created, "refresh-token").is_some());
+}
