@@ -53,6 +53,18 @@ pub enum Fault {
         #[serde(default = "one")]
         count: u32,
     },
+    /// Until cleared, each request (of `shop`, or of any shop) answers
+    /// HTTP `status` with probability `percent`/100, before anything is
+    /// authenticated or executed: a flaky Shopify.
+    StatusRate {
+        /// Only this shop's requests; `None` for any shop.
+        #[serde(default)]
+        shop: Option<String>,
+        /// 500, 502, 503, …
+        status: u16,
+        /// 0–100.
+        percent: u8,
+    },
     /// Empties the shop's cost bucket now, so the next costly request is
     /// `THROTTLED` until the restore rate has refilled it.
     DrainBucket {
@@ -106,11 +118,27 @@ pub(crate) struct Armed {
     remaining: u32,
     effect: Effect,
     mutations_only: bool,
+    /// Fires with this probability (percent) and is never used up.
+    rate: Option<u8>,
 }
 
 impl Armed {
     /// `None` for faults that act at once instead of on later requests.
     pub fn from_fault(f: &Fault) -> Option<Self> {
+        if let Fault::StatusRate {
+            shop,
+            status,
+            percent,
+        } = f
+        {
+            return (*percent > 0).then(|| Self {
+                shop: shop.as_ref().map(|s| s.to_ascii_lowercase()),
+                remaining: u32::MAX,
+                effect: Effect::Status(*status),
+                mutations_only: false,
+                rate: Some((*percent).min(100)),
+            });
+        }
         let (shop, remaining, effect, mutations_only) = match f {
             Fault::Status { shop, status, count } => (shop, *count, Effect::Status(*status), false),
             Fault::TimeoutAfterApply {
@@ -120,23 +148,30 @@ impl Armed {
                 mutations_only,
             } => (shop, *count, Effect::TimeoutAfterApply(*hang), *mutations_only),
             Fault::DropConnection { shop, count } => (shop, *count, Effect::Drop, false),
-            Fault::DrainBucket { .. } => return None,
+            Fault::DrainBucket { .. } | Fault::StatusRate { .. } => return None,
         };
         (remaining > 0).then(|| Self {
             shop: shop.as_ref().map(|s| s.to_ascii_lowercase()),
             remaining,
             effect,
             mutations_only,
+            rate: None,
         })
     }
 }
 
-/// Takes one shot of the oldest armed fault that matches `shop`.
+/// Takes one shot of the oldest armed fault that matches `shop` (a rate
+/// fault matches when its dice say so).
 pub(crate) fn take(queue: &mut Vec<Armed>, shop: &str, kind: RequestKind) -> Option<Effect> {
     let i = queue.iter().position(|a| {
-        a.shop.as_deref().is_none_or(|s| s == shop) && (!a.mutations_only || kind == RequestKind::Mutation)
+        a.shop.as_deref().is_none_or(|s| s == shop)
+            && (!a.mutations_only || kind == RequestKind::Mutation)
+            && a.rate.is_none_or(|p| rand::random_range(0..100u8) < p)
     })?;
     let effect = queue[i].effect;
+    if queue[i].rate.is_some() {
+        return Some(effect);
+    }
     queue[i].remaining -= 1;
     if queue[i].remaining == 0 {
         queue.remove(i);
@@ -192,6 +227,23 @@ mod tests {
         );
         assert_eq!(take(&mut q, "a.myshopify.com", RequestKind::Other), None);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn rate_faults_fire_about_that_often_and_stay() {
+        let f = Fault::StatusRate {
+            shop: None,
+            status: 503,
+            percent: 20,
+        };
+        let mut q = vec![Armed::from_fault(&f).unwrap()];
+        let fired = (0..10_000)
+            .filter(|_| take(&mut q, "a.myshopify.com", RequestKind::Other).is_some())
+            .count();
+        assert!((1_600..2_400).contains(&fired), "{fired} of 10000");
+        assert_eq!(q.len(), 1, "a rate fault is never used up");
+        let f: Fault = serde_json::from_str(r#"{"type":"statusRate","status":500,"percent":20}"#).unwrap();
+        assert!(matches!(f, Fault::StatusRate { percent: 20, .. }));
     }
 
     #[test]
