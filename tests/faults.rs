@@ -78,6 +78,16 @@ async fn create_shops(env: &Env, n: usize) {
     }
 }
 
+/// Points the Ingress `oms` at `host`.
+async fn move_ingress(env: &Env, host: &str) {
+    let ingresses: Api<Ingress> = Api::namespaced(env.client.clone(), &env.ns);
+    let patch = json!({"spec": {"rules": [{"host": host}]}});
+    ingresses
+        .patch("oms", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
 fn assert_no_duplicates(env: &Env, n: usize) {
     for i in 0..n {
         let domain = format!("kill-{i}.myshopify.com");
@@ -123,12 +133,7 @@ async fn a_flaky_shopify_and_a_revoked_token_leave_one_subscription_per_topic() 
     })
     .await;
     env.sim.revoke_token(&format!("kill-{REVOKED}.myshopify.com"));
-    let ingresses: Api<Ingress> = Api::namespaced(env.client.clone(), &env.ns);
-    let patch = json!({"spec": {"rules": [{"host": "new.popsockets.com"}]}});
-    ingresses
-        .patch("oms", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    move_ingress(&env, "new.popsockets.com").await;
     let changed = std::time::Instant::now();
     wait_for(
         "every healthy shop at the new host through the faults",
@@ -174,7 +179,6 @@ async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_top
     create_shops(&env, N).await;
     // Slow, flaky Shopify: every kill lands somewhere mid-flight.
     env.sim.set_latency(Duration::from_millis(30));
-    let ingresses: Api<Ingress> = Api::namespaced(env.client.clone(), &env.ns);
     let mut rng = rand::rng();
     for round in 0..20 {
         if round % 5 == 0 {
@@ -192,11 +196,7 @@ async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_top
             });
         }
         if round == 10 {
-            let patch = json!({"spec": {"rules": [{"host": "new.popsockets.com"}]}});
-            ingresses
-                .patch("oms", &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .unwrap();
+            move_ingress(&env, "new.popsockets.com").await;
         }
         env.start_operator("2s");
         let alive = Duration::from_millis(rng.random_range(100..1500));
@@ -252,13 +252,7 @@ async fn the_operator_survives_an_apiserver_restart() {
     let restarted = restart.elapsed();
     // A change after the restart reaches the same operator process through
     // its re-established watches.
-    let client = cp.admin_client().await.unwrap();
-    let ingresses: Api<Ingress> = Api::namespaced(client, &env.ns);
-    let patch = json!({"spec": {"rules": [{"host": "new.popsockets.com"}]}});
-    ingresses
-        .patch("oms", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    move_ingress(&env, "new.popsockets.com").await;
     let changed = std::time::Instant::now();
     wait_for("converged after the restart", Duration::from_secs(60), || async {
         converged(&env, 2, "new.popsockets.com").then_some(())

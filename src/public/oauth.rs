@@ -85,6 +85,14 @@ async fn targets(public: &Public, shop: &str) -> Result<Vec<Target>, Refusal> {
     }
 }
 
+/// The checks both endpoints start with: the `shop` parameter, the
+/// allow-list, and where its token would go.
+async fn admit_shop(public: &Public, pairs: &[(String, String)]) -> Result<(String, Vec<Target>), Refusal> {
+    let shop = admit(public, get(pairs, "shop"))?;
+    let targets = targets(public, &shop).await?;
+    Ok((shop, targets))
+}
+
 /// The scopes to ask for: the app Secret's `scopes`, else what the shops'
 /// webhook topics need (empty: the app's configured scopes).
 fn scopes(targets: &[Target]) -> String {
@@ -102,12 +110,8 @@ fn scopes(targets: &[Target]) -> String {
 /// `GET /oauth/install?shop=…`: 302 to Shopify's authorize URL.
 pub async fn install(State(public): State<Arc<Public>>, RawQuery(query): RawQuery) -> Response {
     let pairs = query_pairs(query.as_deref().unwrap_or_default());
-    let shop = match admit(&public, get(&pairs, "shop")) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
-    let targets = match targets(&public, &shop).await {
-        Ok(t) => t,
+    let (shop, targets) = match admit_shop(&public, &pairs).await {
+        Ok(found) => found,
         Err(r) => return r.into_response(),
     };
     let app = &targets[0].app;
@@ -138,12 +142,8 @@ pub async fn install(State(public): State<Arc<Public>>, RawQuery(query): RawQuer
 pub async fn callback(State(public): State<Arc<Public>>, RawQuery(query): RawQuery) -> Response {
     let raw = query.unwrap_or_default();
     let pairs = query_pairs(&raw);
-    let shop = match admit(&public, get(&pairs, "shop")) {
-        Ok(s) => s,
-        Err(r) => return r.into_response(),
-    };
-    let targets = match targets(&public, &shop).await {
-        Ok(t) => t,
+    let (shop, targets) = match admit_shop(&public, &pairs).await {
+        Ok(found) => found,
         Err(r) => return r.into_response(),
     };
     // Only the targets whose app signed this callback get its token.
