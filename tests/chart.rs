@@ -819,6 +819,9 @@ async fn prove_rbac(namespaced: bool) {
         if *name == "diff" {
             spec["deletionPolicy"] = json!("Delete");
         }
+        if *name == "offline" {
+            spec["app"] = json!({"secretRef": {"name": "app"}});
+        }
         if *name == "online" {
             spec["sync"] = json!([{"name": "orders", "schedule": "0 0 1 1 *", "successfulJobsHistoryLimit": 1,
                 "jobTemplate": {"spec": {"backoffLimit": 0, "template": {"spec": {"containers": [
@@ -826,6 +829,15 @@ async fn prove_rbac(namespaced: bool) {
         }
         env.create_shop(name, spec).await;
     }
+    let app = fixture.app.clone().expect("the seed fixture has an app");
+    let app_secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+        "metadata": {"name": "app"},
+        "stringData": {"client-id": app.client_id, "client-secret": app.client_secret}}))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(env.client.clone(), &ns)
+        .create(&Default::default(), &app_secret)
+        .await
+        .unwrap();
 
     // The operator, as the ServiceAccount, with the Deployment's args and
     // env; only the cluster-specific values are replaced: the kubeconfig
@@ -861,6 +873,7 @@ async fn prove_rbac(namespaced: bool) {
     }
     cmd.env("KUBECONFIG", &kubeconfig)
         .env("SHOPIFY_BASE_URL", env.sim.base_url())
+        .env("PUBLIC_URL", "https://operator.example")
         .env("HTTP_ADDR", &http_addr)
         // Debug, so that a refused request shows up even where it is only
         // logged at debug level.
@@ -1024,6 +1037,52 @@ async fn prove_rbac(namespaced: bool) {
     .await;
     assert!(env.sim.subscriptions(&fixture.shops[2].domain).is_empty());
 
+    // A reinstall through OAuth (updates the token Secret), then Shopify's
+    // app/uninstalled (records it in the status): the public endpoints work
+    // with the chart's grants too.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let follow = |url: String| {
+        let c = no_redirects.clone();
+        async move {
+            let r = c.get(&url).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_string()),
+            )
+        }
+    };
+    let offline = &fixture.shops[0].domain;
+    let (code, to_shopify) = follow(format!("http://{http_addr}/oauth/install?shop={offline}")).await;
+    assert_eq!(code, 302, "{tag}: install");
+    let (code, callback) = follow(to_shopify.unwrap()).await;
+    assert_eq!(code, 302);
+    let callback = callback
+        .unwrap()
+        .replacen("https://operator.example", &format!("http://{http_addr}"), 1);
+    assert_eq!(follow(callback).await.0, 200, "{tag}: OAuth callback");
+    let body = json!({"domain": offline}).to_string();
+    let hmac = shopify_operator::shopify::hmac::sign_webhook(
+        body.as_bytes(),
+        &shopify_operator::shopify::ClientSecret::from(app.client_secret.as_str()),
+    );
+    let delivered = no_redirects
+        .post(format!("http://{http_addr}/shopify/webhooks/app_uninstalled"))
+        .header("X-Shopify-Topic", "app/uninstalled")
+        .header("X-Shopify-Shop-Domain", offline.as_str())
+        .header("X-Shopify-Hmac-Sha256", hmac)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status().as_u16(), 200, "{tag}: app/uninstalled");
+    env.wait_condition("offline", "TokenValid", "False", Some("AppUninstalled"))
+        .await;
+
     // The operator stops cleanly on SIGTERM.
     let mut operator = env.operator.take().unwrap();
     let status = tokio::task::block_in_place(|| operator.terminate(Duration::from_secs(20)));
@@ -1052,6 +1111,7 @@ async fn prove_rbac(namespaced: bool) {
         "patch leases",
         "patch shopifyshops",
         "patch shopifyshops/status",
+        "update secrets",
     ] {
         assert!(kinds.iter().any(|k| k == want), "{tag}: no {want} in {kinds:?}");
     }
@@ -1065,11 +1125,11 @@ async fn prove_rbac(namespaced: bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn namespaced_rbac_is_enough_for_the_webhook_and_sync_scenarios() {
+async fn namespaced_rbac_is_enough_for_webhooks_sync_and_oauth() {
     prove_rbac(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_wide_rbac_is_enough_for_the_webhook_and_sync_scenarios() {
+async fn cluster_wide_rbac_is_enough_for_webhooks_sync_and_oauth() {
     prove_rbac(false).await;
 }
