@@ -85,6 +85,12 @@ pub struct RunArgs {
     /// redirect URL in the app's configuration).
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<url::Url>,
+    /// Subscribe the operator's own `app/uninstalled` endpoint
+    /// (`{public-url}/shopify/webhooks/app_uninstalled`) on every shop that
+    /// has `spec.app` and `spec.webhooks`, beside the spec's topics. Needs an
+    /// `https` `--public-url`.
+    #[arg(long, env = "SUBSCRIBE_APP_UNINSTALLED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub subscribe_app_uninstalled: bool,
     /// Ask Shopify for expiring offline tokens (with a refresh token) when
     /// exchanging an OAuth code. Public apps must, from 2027-01-01.
     #[arg(long, env = "OAUTH_EXPIRING", default_value_t = true, action = clap::ArgAction::Set)]
@@ -100,6 +106,22 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// The host (and port, if any) Shopify delivers `app/uninstalled` to.
+fn uninstall_host(public_url: Option<&url::Url>) -> Result<String, RunError> {
+    let url =
+        public_url.ok_or_else(|| RunError::Flags("--subscribe-app-uninstalled needs --public-url".into()))?;
+    // Shopify delivers only over HTTPS.
+    match (url.scheme(), url.host_str()) {
+        ("https", Some(host)) => Ok(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }),
+        _ => Err(RunError::Flags(format!(
+            "--subscribe-app-uninstalled needs an https --public-url, got {url}"
+        ))),
+    }
 }
 
 fn parse_namespaced(s: &str) -> Result<(String, String), String> {
@@ -129,6 +151,9 @@ pub enum RunError {
     /// The Shopify client could not be configured (bad base URL).
     #[error("invalid Shopify settings: {0}")]
     Shopify(#[source] crate::shopify::ShopifyError),
+    /// Flags that do not fit together.
+    #[error("invalid flags: {0}")]
+    Flags(String),
     /// The HTTP server could not listen.
     #[error("cannot serve HTTP: {0}")]
     Http(#[source] std::io::Error),
@@ -195,6 +220,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         ..ClientConfig::default()
     })
     .map_err(RunError::Shopify)?;
+    let uninstall_host = if args.subscribe_app_uninstalled {
+        Some(uninstall_host(args.public_url.as_ref())?)
+    } else {
+        None
+    };
     let settings = Settings {
         resync_interval: args.resync_interval,
         concurrency: args.max_concurrent_reconciles,
@@ -202,6 +232,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         sync_failure_threshold: args.sync_failure_threshold,
         allowed_shops: args.allowed_shops.clone(),
         refresh_ahead: args.token_refresh_ahead,
+        uninstall_host,
     };
     let public = crate::public::Public::new(
         client.clone(),
@@ -317,5 +348,25 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uninstall_host;
+
+    #[test]
+    fn the_uninstall_subscription_needs_an_https_public_url() {
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        assert!(uninstall_host(None).is_err());
+        assert!(uninstall_host(Some(&url("http://operator.example"))).is_err());
+        assert_eq!(
+            uninstall_host(Some(&url("https://operator.example/"))).unwrap(),
+            "operator.example"
+        );
+        assert_eq!(
+            uninstall_host(Some(&url("https://operator.example:8443"))).unwrap(),
+            "operator.example:8443"
+        );
     }
 }

@@ -431,6 +431,7 @@ fn deployment_is_hardened_and_passes_every_flag() {
         "TOKEN_REFRESH_AHEAD",
         "OAUTH_EXPIRING",
         "OAUTH_STATE_TTL",
+        "SUBSCRIBE_APP_UNINSTALLED",
     ] {
         assert!(!value(k).is_empty(), "{k}");
     }
@@ -465,6 +466,7 @@ fn oauth_settings_reach_the_operator_and_the_ingress_exposes_only_public_paths()
         &[
             ("oauth.publicUrl", "https://shopify-operator.example.com"),
             ("oauth.defaultAppSecret", "oms/oms-shopify-app"),
+            ("oauth.subscribeAppUninstalled", "true"),
             ("allowedShops[0]", "ps-*.myshopify.com"),
             ("allowedShops[1]", "other.myshopify.com"),
             ("ingress.enabled", "true"),
@@ -484,6 +486,7 @@ fn oauth_settings_reach_the_operator_and_the_ingress_exposes_only_public_paths()
     };
     assert_eq!(value("PUBLIC_URL"), "https://shopify-operator.example.com");
     assert_eq!(value("DEFAULT_APP_SECRET"), "oms/oms-shopify-app");
+    assert_eq!(value("SUBSCRIBE_APP_UNINSTALLED"), "true");
     assert_eq!(value("ALLOWED_SHOPS"), "ps-*.myshopify.com,other.myshopify.com");
     let ingress = one(&docs, "Ingress");
     let rule = &ingress["spec"]["rules"][0];

@@ -425,3 +425,74 @@ async fn an_allowed_shop_without_a_shopifyshop_installs_with_the_default_app() {
     assert!(key(&created, "access-token").unwrap().starts_with("shpat_"));
     assert!(key(&created, "refresh-token").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_subscribes_its_own_uninstall_endpoint_when_asked() {
+    const PLAIN: &str = "no-app-shop.myshopify.com";
+    let mut f = fixture("secret-one", None);
+    f.shops.push(ShopFixture {
+        domain: PLAIN.into(),
+        tokens: vec![TokenFixture {
+            access_token: "shpat_no_app_shop".into(),
+            scopes: vec!["read_orders".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let mut env = Env::new("self-subscribe", f).await;
+    env.token_secret("tok", OLD_TOKEN).await;
+    env.token_secret("plain-tok", "shpat_no_app_shop").await;
+    app_secret(&env, "secret-one", None).await;
+    let mut s = spec(
+        DOMAIN,
+        "tok",
+        json!({"host": "oms.popsockets.com"}),
+        &["orders/create", "app/uninstalled"],
+    );
+    s["app"] = json!({"secretRef": {"name": "app"}});
+    env.create_shop("shop", s).await;
+    env.create_shop(
+        "plain",
+        spec(
+            PLAIN,
+            "plain-tok",
+            json!({"host": "oms.popsockets.com"}),
+            &["orders/create"],
+        ),
+    )
+    .await;
+    env.operator_args.push(("PUBLIC_URL".into(), PUBLIC_URL.into()));
+    env.operator_args
+        .push(("SUBSCRIBE_APP_UNINSTALLED".into(), "true".into()));
+    env.start_operator("2s");
+    env.wait_condition("shop", "Ready", "True", None).await;
+    env.wait_condition("plain", "Ready", "True", None).await;
+    let mut addresses: Vec<String> = env
+        .sim
+        .subscriptions(DOMAIN)
+        .into_iter()
+        .map(|s| s.address)
+        .collect();
+    addresses.sort();
+    assert_eq!(
+        addresses,
+        [
+            "https://oms.popsockets.com/webhooks/app_uninstalled",
+            "https://oms.popsockets.com/webhooks/orders_create",
+            "https://operator.example/shopify/webhooks/app_uninstalled",
+        ],
+        "the OMS keeps its app/uninstalled; the operator's is beside it"
+    );
+    let status = env.shops().get("shop").await.unwrap().status.unwrap();
+    assert_eq!(status.webhooks_in_sync.as_deref(), Some("3/3"));
+    // No app credentials: nothing could verify a delivery, so no extra.
+    assert_eq!(env.sim.subscriptions(PLAIN).len(), 1);
+    // Steady: the resyncs that follow change nothing.
+    let mutations = env.sim.counters(DOMAIN).mutations;
+    let lists = env.sim.counters(DOMAIN).operation("webhookSubscriptions");
+    wait_for("two more resyncs", Duration::from_secs(20), || async {
+        (env.sim.counters(DOMAIN).operation("webhookSubscriptions") >= lists + 2).then_some(())
+    })
+    .await;
+    assert_eq!(env.sim.counters(DOMAIN).mutations, mutations);
+}

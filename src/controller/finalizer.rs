@@ -53,9 +53,11 @@ pub(super) async fn cleanup(ctx: &Context, shop: &ShopifyShop) -> Result<Action,
             .list_subscriptions(domain, version, &token)
             .await
             .map_err(|e| e.to_string())?;
+        let extra = super::webhooks::extra_subscriptions(&ctx.settings, shop);
         let owned = plan::owned_subscriptions(
             spec.endpoint.path_template_or_default(),
             &spec.topics,
+            &extra,
             &listing.subscriptions,
         );
         if owned.is_empty() {

@@ -75,6 +75,9 @@ pub struct Settings {
     pub allowed_shops: Vec<String>,
     /// Refresh expiring access tokens this long before `expires-at`.
     pub refresh_ahead: Duration,
+    /// The operator's public host, when it subscribes its own
+    /// `app/uninstalled` endpoint for every shop with app credentials.
+    pub uninstall_host: Option<String>,
 }
 
 /// Whether `domain` matches one of `patterns` (`*` matches any run of
@@ -104,6 +107,7 @@ impl Settings {
             sync_failure_threshold: 3,
             allowed_shops: Vec::new(),
             refresh_ahead: Duration::from_secs(300),
+            uninstall_host: None,
         }
     }
 }
@@ -292,6 +296,7 @@ fn next_status(
     out: &webhooks::Outcome,
     syncs: &sync::Outcome,
     time: &Time,
+    extra: usize,
 ) -> ShopifyShopStatus {
     let mut status = shop.status.clone().unwrap_or_default();
     let generation = shop.metadata.generation;
@@ -304,7 +309,7 @@ fn next_status(
     if let Some(topics) = &out.topics {
         status.webhooks = topics.clone();
     }
-    let desired = shop.spec.webhooks.as_ref().map(|w| w.topics.len()).unwrap_or(0);
+    let desired = shop.spec.webhooks.as_ref().map(|w| w.topics.len()).unwrap_or(0) + extra;
     let in_sync = status.webhooks.iter().filter(|w| w.state == "InSync").count();
     status.webhooks_in_sync = Some(format!("{in_sync}/{desired}"));
     status.unmanaged_subscriptions = out.unmanaged;
@@ -531,7 +536,8 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     for note in outcome.notes.iter().chain(&syncs.notes) {
         ctx.publish(&shop, note).await;
     }
-    let mut status = next_status(&shop, &outcome, &syncs, &now());
+    let extra = webhooks::extra_subscriptions(&ctx.settings, &shop).len();
+    let mut status = next_status(&shop, &outcome, &syncs, &now(), extra);
     status.token_expires_at = refreshed.expires_at.map(Time);
     let ns = shop.namespace().unwrap_or_default();
     for c in &status.conditions {

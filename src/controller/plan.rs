@@ -35,6 +35,20 @@ pub struct Desired {
     pub prune: bool,
     /// Topics the token lacks a scope for: planned as nothing, reported.
     pub unauthorized_topics: BTreeSet<String>,
+    /// Subscriptions wanted at another host and path than the spec's (the
+    /// operator's own `app/uninstalled` endpoint), planned after the topics.
+    pub extra: Vec<Extra>,
+}
+
+/// One subscription at its own host and path, beside the spec's topics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extra {
+    /// REST topic.
+    pub topic: String,
+    /// Host of the address.
+    pub host: String,
+    /// Path template with `{topic}`.
+    pub path_template: String,
 }
 
 /// Where one desired topic stands.
@@ -132,8 +146,18 @@ pub fn plan(desired: &Desired, actual: &[Subscription]) -> Plan {
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
 
-    for topic in &desired.topics {
-        let address = webhook_address(&desired.host, &desired.path_template, topic);
+    let wanted = desired
+        .topics
+        .iter()
+        .map(|t| (t, &desired.host, &desired.path_template))
+        .chain(
+            desired
+                .extra
+                .iter()
+                .map(|e| (&e.topic, &e.host, &e.path_template)),
+        );
+    for (topic, host, path_template) in wanted {
+        let address = webhook_address(host, path_template, topic);
         let our_path = https_path(&address).unwrap_or("/");
         let family: Vec<&Subscription> = actual
             .iter()
@@ -229,14 +253,20 @@ pub fn plan(desired: &Desired, actual: &[Subscription]) -> Plan {
 pub fn owned_subscriptions<'a>(
     path_template: &str,
     topics: &[String],
+    extra: &[Extra],
     actual: &'a [Subscription],
 ) -> Vec<&'a Subscription> {
+    let families: Vec<(&String, &str)> = topics
+        .iter()
+        .map(|t| (t, path_template))
+        .chain(extra.iter().map(|e| (&e.topic, e.path_template.as_str())))
+        .collect();
     actual
         .iter()
         .filter(|s| {
-            topics.iter().any(|t| {
+            families.iter().any(|(t, path_template)| {
                 let address = webhook_address("example.invalid", path_template, t);
-                s.topic == *t && https_path(&s.address) == https_path(&address)
+                s.topic == **t && https_path(&s.address) == https_path(&address)
             })
         })
         .collect()
@@ -268,6 +298,7 @@ mod tests {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             prune,
             unauthorized_topics: BTreeSet::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -469,6 +500,43 @@ mod tests {
     }
 
     #[test]
+    fn the_operators_own_uninstall_subscription_sits_beside_the_omss() {
+        let mut d = desired("oms.popsockets.com", &TOPICS, true);
+        d.extra = vec![Extra {
+            topic: "app/uninstalled".into(),
+            host: "operator.example.com".into(),
+            path_template: "/shopify/webhooks/{topic}".into(),
+        }];
+        // Adoption of the OMS's four; the operator's is created, nothing of
+        // the OMS's app/uninstalled is touched (even with prune).
+        let p = plan(&d, &rails_registered("oms.popsockets.com"));
+        assert_eq!(p.topics.len(), 5);
+        assert_eq!(
+            p.changes,
+            vec![Change::Create {
+                topic: "app/uninstalled".into(),
+                address: "https://operator.example.com/shopify/webhooks/app_uninstalled".into(),
+                format: Format::Json,
+            }]
+        );
+        // Once it exists both are in sync, and deletion owns both.
+        let mut actual = rails_registered("oms.popsockets.com");
+        actual.push(sub(
+            200,
+            "app/uninstalled",
+            "https://operator.example.com/shopify/webhooks/app_uninstalled",
+        ));
+        let p = plan(&d, &actual);
+        assert!(p.changes.is_empty(), "{:?}", p.changes);
+        assert_eq!(p.in_sync(), 5);
+        let topics: Vec<String> = TOPICS.iter().map(|t| t.to_string()).collect();
+        assert_eq!(
+            owned_subscriptions("/webhooks/{topic}", &topics, &d.extra, &actual).len(),
+            5
+        );
+    }
+
+    #[test]
     fn owned_subscriptions_match_the_families_only() {
         let mut actual = rails_registered("old.example.com");
         actual.push(sub(
@@ -477,7 +545,7 @@ mod tests {
             "https://analytics.example.com/hooks/shopify",
         ));
         let topics: Vec<String> = TOPICS[..2].iter().map(|s| s.to_string()).collect();
-        let owned = owned_subscriptions("/webhooks/{topic}", &topics, &actual);
+        let owned = owned_subscriptions("/webhooks/{topic}", &topics, &[], &actual);
         assert_eq!(owned.len(), 2);
     }
 }

@@ -8,8 +8,8 @@ use kube::runtime::events::EventType;
 
 use super::conditions::{Cond, Status, TOKEN_VALID, WEBHOOKS_SYNCED};
 use super::host::HostError;
-use super::plan::{self, Desired, Plan, TopicState};
-use super::{Context, Note, scopes};
+use super::plan::{self, Desired, Extra, Plan, TopicState};
+use super::{Context, Note, Settings, scopes};
 use crate::crd::{ManagementPolicy, ShopifyShop, WebhookFormat, WebhookStatus};
 use crate::shopify::{AccessToken, Change, ChangeResult, Format, ShopifyError, TokenInfo};
 
@@ -217,6 +217,7 @@ pub async fn reconcile(
         topics: spec.topics.clone(),
         prune: spec.prune.unwrap_or(false),
         unauthorized_topics: scopes::unauthorized_topics(&missing),
+        extra: extra_subscriptions(&ctx.settings, shop),
     };
     let plan = plan::plan(&desired, &listing.subscriptions);
     let mut out = Outcome::new(
@@ -279,9 +280,24 @@ pub async fn reconcile(
 
     // 6. WebhooksSynced.
     if out.webhooks.reason == "InSync" {
-        out.webhooks = synced_condition(&plan, observe, &missing, &failures, spec.topics.len());
+        out.webhooks = synced_condition(&plan, observe, &missing, &failures, plan.topics.len());
     }
     out
+}
+
+/// The subscriptions a shop gets besides its spec's topics: the
+/// operator's own `app/uninstalled` endpoint, when the operator runs with
+/// `--subscribe-app-uninstalled` and the shop has app credentials (without
+/// them a delivery could not be verified) and webhooks configured.
+pub fn extra_subscriptions(settings: &Settings, shop: &ShopifyShop) -> Vec<Extra> {
+    match (&settings.uninstall_host, &shop.spec.app, &shop.spec.webhooks) {
+        (Some(host), Some(_), Some(_)) => vec![Extra {
+            topic: crate::public::uninstall::TOPIC.to_string(),
+            host: host.clone(),
+            path_template: crate::public::WEBHOOKS_PATH_TEMPLATE.to_string(),
+        }],
+        _ => Vec::new(),
+    }
 }
 
 fn token_valid(info: &TokenInfo) -> Cond {
@@ -368,7 +384,15 @@ fn record_results(
     let drift = is_external_drift(shop, plan);
     let (mut created, mut updated, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
     for (change, result) in plan.changes.iter().zip(results) {
-        let idx = plan.topics.iter().position(|t| t.topic == change.topic());
+        // By topic and address: one topic may be wanted at two addresses
+        // (the OMS's app/uninstalled and the operator's own).
+        let idx = plan.topics.iter().position(|t| {
+            t.topic == change.topic()
+                && match change {
+                    Change::Create { address, .. } | Change::Update { address, .. } => *address == t.address,
+                    _ => true,
+                }
+        });
         match (change, result) {
             (Change::Create { topic, .. }, ChangeResult::Created(s)) => {
                 if let Some(i) = idx {
@@ -441,8 +465,13 @@ fn is_external_drift(shop: &ShopifyShop, plan: &Plan) -> bool {
         return false;
     }
     plan.changes.iter().any(|c| {
+        let wanted_at = match c {
+            Change::Create { address, .. } | Change::Update { address, .. } => Some(address),
+            Change::Delete { .. } => None,
+        };
         status.webhooks.iter().any(|w| {
             w.topic == c.topic()
+                && wanted_at.is_none_or(|a| *a == w.address)
                 && w.state == TopicState::InSync.as_str()
                 && plan
                     .topics

@@ -26,7 +26,10 @@ use crate::controller::token_store::{self, AppCredentials};
 use crate::crd::ShopifyShop;
 use crate::shopify::ShopifyClient;
 
-/// Path of the `app/uninstalled` webhook endpoint.
+/// Path template of the operator's webhook endpoints (as a ShopifyShop's
+/// `pathTemplate`: `{topic}` is the REST topic with `/` replaced by `_`).
+pub const WEBHOOKS_PATH_TEMPLATE: &str = "/shopify/webhooks/{topic}";
+/// Path of the `app/uninstalled` webhook endpoint: the template's.
 pub const UNINSTALLED_PATH: &str = "/shopify/webhooks/app_uninstalled";
 
 /// Settings of the public endpoints.
@@ -187,4 +190,14 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_uninstall_path_is_the_templates() {
+        let address =
+            crate::shopify::webhook_address("h.example", super::WEBHOOKS_PATH_TEMPLATE, "app/uninstalled");
+        assert_eq!(address, format!("https://h.example{}", super::UNINSTALLED_PATH));
+    }
 }
