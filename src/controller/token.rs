@@ -1,0 +1,111 @@
+//! The token step of a pass, around the webhooks step: read the token
+//! Secret once, honour an `app/uninstalled` record, migrate a non-expiring
+//! token when the spec asks, refresh an expiring one ahead of time — and,
+//! once the webhooks step has checked the token with Shopify, qualify
+//! `TokenValid` with what will need a person (a refresh token ending,
+//! missing credentials) and finish a migration. Reads and writes the token
+//! Secret and talks to Shopify's token endpoint.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::events::EventType;
+
+use super::conditions::{Cond, Status};
+use super::{Context, Error, Note, TOKEN_VALID, fetch, migrate, refresh, uninstalled, webhooks};
+use crate::crd::ShopifyShop;
+use crate::shopify::AccessToken;
+
+/// What the token step found before the webhooks step.
+#[derive(Debug)]
+pub struct TokenStep {
+    /// The token Secret as it is now (after a migration or refresh).
+    pub secret: Option<Secret>,
+    /// Whether an uninstall record holds for this Secret.
+    pub marker: uninstalled::Marker,
+    /// When the access token expires (expiring tokens).
+    pub expires_at: Option<Timestamp>,
+    /// A TokenValid reason and message for a token that works for now.
+    warning: Option<(&'static str, String)>,
+    /// Events so far.
+    pub notes: Vec<Note>,
+}
+
+/// Runs the steps before the webhooks step. `allowed`: the shop is in
+/// `--allowed-shops` (otherwise nothing is sent to Shopify).
+pub async fn prepare(ctx: &Context, shop: &ShopifyShop, allowed: bool) -> Result<TokenStep, Error> {
+    let mut step = TokenStep {
+        secret: fetch::token_secret(&ctx.client, shop).await?,
+        marker: uninstalled::Marker::None,
+        expires_at: None,
+        warning: None,
+        notes: Vec::new(),
+    };
+    step.marker = uninstalled::marker(shop, step.secret.as_ref());
+    if step.marker == uninstalled::Marker::Stale {
+        step.notes.push(uninstalled::clear(ctx, shop).await?);
+    }
+    if !allowed || step.marker == uninstalled::Marker::Current {
+        return Ok(step);
+    }
+    let Some(current) = step.secret.clone() else {
+        return Ok(step);
+    };
+    let mut migration = migrate::run(ctx, shop, &current).await?;
+    let current = migration.updated.take().unwrap_or(current);
+    let mut refreshed = refresh::run(ctx, shop, &current, ctx.settings.refresh_ahead).await?;
+    step.secret = Some(refreshed.updated.take().unwrap_or(current));
+    step.expires_at = refreshed.expires_at;
+    step.warning = migration.warning.or(refreshed.warning);
+    step.notes.extend(migration.notes);
+    step.notes.extend(refreshed.notes);
+    Ok(step)
+}
+
+impl TokenStep {
+    /// The access token in the Secret, or why there is none.
+    pub fn token(&self, shop: &ShopifyShop) -> Result<AccessToken, fetch::TokenError> {
+        let name = &shop.spec.token.secret_ref.name;
+        match &self.secret {
+            None => Err(fetch::TokenError::SecretNotFound(name.clone())),
+            Some(s) => fetch::token_from_secret(s, name),
+        }
+    }
+
+    /// After the webhooks step: a token that works but won't for long says
+    /// why in `TokenValid`'s reason (and once as a Warning Event); a token
+    /// that answered Shopify ends a migration. Moves the notes into
+    /// `outcome`.
+    pub async fn finish(
+        mut self,
+        ctx: &Context,
+        shop: &ShopifyShop,
+        outcome: &mut webhooks::Outcome,
+    ) -> Result<(), Error> {
+        if let Some((reason, message)) = self.warning.take()
+            && outcome.token.status == Status::True
+        {
+            let known = shop
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == TOKEN_VALID))
+                .is_some_and(|c| c.reason == reason);
+            let noted = self.notes.iter().any(|n| n.reason == reason);
+            if !known && !noted {
+                self.notes.push(Note::new(
+                    EventType::Warning,
+                    reason,
+                    "CheckToken",
+                    message.clone(),
+                ));
+            }
+            outcome.token = Cond::new(TOKEN_VALID, Status::True, reason, message);
+        }
+        if outcome.token.status == Status::True
+            && let Some(current) = &self.secret
+        {
+            self.notes.extend(migrate::finish(ctx, shop, current).await?);
+        }
+        outcome.notes.append(&mut self.notes);
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The controller's wiring: which watches trigger a reconcile of which
+//! shop, how they back off, and the kube-runtime Controller that runs
+//! [`super::reconcile`]. Talks to the apiserver (lists and watches).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::PartialObjectMeta;
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+
+use super::{CONDITION_TYPES, Context, error_policy, reconcile, sync};
+use crate::crd::ShopifyShop;
+
+/// A hash of what a reconcile acts on: spec (via generation), annotations
+/// (triggers), finalizers and deletion. Status and managed fields are left
+/// out on purpose.
+fn acted_upon(shop: &ShopifyShop) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shop.metadata.generation.hash(&mut h);
+    shop.metadata.deletion_timestamp.is_some().hash(&mut h);
+    shop.metadata.finalizers.hash(&mut h);
+    shop.metadata.annotations.hash(&mut h);
+    // Recorded by the uninstall endpoint (maybe on another replica).
+    let uninstalled = shop.status.as_ref().and_then(|s| s.app_uninstalled.as_ref());
+    uninstalled
+        .map(|u| (u.time.0.as_second(), &u.secret_resource_version))
+        .hash(&mut h);
+    Some(h.finish())
+}
+
+fn referencing<F>(store: &Store<ShopifyShop>, ns: Option<String>, refers: F) -> Vec<ObjectRef<ShopifyShop>>
+where
+    F: Fn(&ShopifyShop) -> bool,
+{
+    store
+        .state()
+        .iter()
+        .filter(|s| s.namespace() == ns && refers(s))
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let client = ctx.client.clone();
+    // Secrets and Jobs are only triggers: their metadata is all we need
+    // (no Secret values in the operator's memory, and far less of it).
+    let (shops, ingresses, secrets, jobs) = match &ctx.settings.namespace {
+        Some(ns) => (
+            Api::<ShopifyShop>::namespaced(client.clone(), ns),
+            Api::<Ingress>::namespaced(client.clone(), ns),
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), ns),
+            Api::<PartialObjectMeta<Job>>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    // Our own status writes must not trigger another reconcile (another
+    // Shopify list): only changes to what we act on do.
+    let (store, writer) = reflector::store();
+    let ready = ctx.ready.clone();
+    let gone = ctx.metrics.clone();
+    let shop_stream = watcher(shops, watcher::Config::default())
+        .backoff(watch_backoff())
+        // managedFields are never read here (status is applied, finalizers
+        // are merge-patched) and are most of a cached shop's memory.
+        .modify(|shop| shop.managed_fields_mut().clear())
+        .reflect(writer)
+        .inspect(move |event| match event {
+            // Ready once the initial list is in the store (an empty one too).
+            Ok(watcher::Event::InitDone) if !ready.swap(true, std::sync::atomic::Ordering::Relaxed) => {
+                tracing::info!("initial ShopifyShop list synced; ready");
+            }
+            // A deleted shop's condition series go with it.
+            Ok(watcher::Event::Delete(shop)) => {
+                gone.forget_shop(
+                    shop.namespace().as_deref().unwrap_or_default(),
+                    &shop.name_any(),
+                    &CONDITION_TYPES,
+                );
+            }
+            _ => {}
+        })
+        .applied_objects()
+        .predicate_filter(acted_upon, PredicateConfig::default());
+    let mut controller = Controller::for_stream(shop_stream, store.clone());
+    if let Some(jumps) = ctx.clock.jumps() {
+        // A manual clock (tests) jumped: reconcile every shop, as real
+        // time passing would through the requeues.
+        let ticks = futures::stream::unfold(jumps, |mut rx| async move {
+            rx.changed().await.ok().map(|()| ((), rx))
+        });
+        controller = controller.reconcile_all_on(ticks);
+    }
+    let ingress_store = store.clone();
+    let secret_store = store.clone();
+    controller
+        // Each trigger watch backs off on its own: one failing (a 410 after
+        // an apiserver restart) must not hold back the others' events.
+        .watches_stream(
+            watcher(ingresses, watcher::Config::default())
+                .backoff(watch_backoff())
+                .touched_objects(),
+            move |ingress: Ingress| {
+                let name = ingress.name_any();
+                referencing(&ingress_store, ingress.namespace(), |s| {
+                    s.spec
+                        .webhooks
+                        .as_ref()
+                        .and_then(|w| w.endpoint.ingress_ref.as_ref())
+                        .is_some_and(|r| r.name == name)
+                })
+            },
+        )
+        .watches_stream(
+            watcher(secrets, watcher::Config::default())
+                .backoff(watch_backoff())
+                .touched_objects(),
+            move |secret: PartialObjectMeta<Secret>| {
+                let name = secret.name_any();
+                referencing(&secret_store, secret.namespace(), |s| {
+                    s.spec.token.secret_ref.name == name
+                        || s.spec.app.as_ref().is_some_and(|a| a.secret_ref.name == name)
+                })
+            },
+        )
+        .owns_stream(
+            watcher(jobs, watcher::Config::default().labels(sync::job::SHOP_LABEL))
+                .backoff(watch_backoff())
+                .touched_objects(),
+        )
+        .trigger_backoff(NoBackoff)
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(ctx.settings.concurrency)
+                // Bursts of triggers for one shop (its watch, its Ingress and
+                // Secret at start-up, an edit saved twice) become one pass:
+                // one Shopify list instead of several.
+                .debounce(Duration::from_millis(200)),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile stream");
+            }
+        })
+        .await;
+}
+
+/// How long watches wait after an error: 0.25 s doubling to 2 s (plus
+/// jitter), reset after a minute without errors. kube-runtime's default
+/// (0.8 s to 30 s) is one backoff for all trigger watches (Ingress, Secret,
+/// Job) together, and a kube-apiserver restart makes each of them fail a few
+/// times (connection refused, then 410 Gone for its old resourceVersion and
+/// a re-list): with the default, events stopped for over a minute. Two
+/// seconds is still gentle on an apiserver that is down (four watches, one
+/// request each per ~2-4 s).
+fn watch_backoff() -> kube::runtime::utils::ResetTimerBackoff<watcher::ExponentialBackoff> {
+    let exponential = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(250))
+        .with_max_delay(Duration::from_secs(2))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times();
+    kube::runtime::utils::ResetTimerBackoff::new(exponential.into(), Duration::from_secs(60))
+}
+
+/// No delay on top of the trigger watches' own backoffs (a `None` would
+/// end the stream, so it is zero, forever).
+struct NoBackoff;
+
+impl Iterator for NoBackoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for NoBackoff {
+    fn reset(&mut self) {}
+}
