@@ -30,7 +30,7 @@ struct Args {
     #[arg(long, default_value = "oms-k8s.popsockets.com")]
     new_host: String,
     /// Stop after the host change instead of staying up until Ctrl-C.
-    #[arg(long, env = "DEMO_EXIT")]
+    #[arg(long, env = "DEMO_EXIT", value_parser = clap::builder::FalseyValueParser::new())]
     exit: bool,
 }
 

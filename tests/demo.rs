@@ -1,0 +1,24 @@
+//! `make demo`, one of the README's two commands, keeps working: the demo
+//! binary (debug build here) runs its own control plane, simulator and
+//! operator, switches the Ingress host and, with `DEMO_EXIT=1` as the
+//! README says, stops once every shop is repointed.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_repoints_every_seed_shop_and_exits_with_demo_exit_1() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shopify-demo"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DEMO_EXIT", "1")
+        .output()
+        .expect("the demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed: {stdout}\n{stderr}");
+    assert!(stdout.contains("==> done"), "{stdout}");
+    assert_eq!(
+        stdout.matches("7/7 subscriptions at the new host").count(),
+        3,
+        "{stdout}"
+    );
+}
