@@ -1,15 +1,18 @@
 //! The fault suite: a flaky Shopify (a fifth of all requests 5xx, mutations
 //! applied and then their answer lost, drained buckets) with a token revoked
 //! mid-run; the operator killed with SIGKILL again and again while Shopify
-//! answers 5xx; and the kube-apiserver restarted under a running operator.
-//! The end state must be exactly one subscription per topic, with no restart
-//! of the operator needed after the apiserver comes back.
+//! answers 5xx and its shops' syncs run; and the kube-apiserver restarted
+//! under a running operator. The end state must be exactly one subscription
+//! per topic and one Job per schedule slot or manual trigger, with no
+//! restart of the operator needed after the apiserver comes back.
 
 mod support;
 
 use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use rand::RngExt;
 use serde_json::json;
@@ -70,11 +73,13 @@ async fn create_shops(env: &Env, n: usize) {
             .await;
         let domain = format!("kill-{i}.myshopify.com");
         let endpoint = json!({"ingressRef": {"name": "oms"}});
-        env.create_shop(
-            &format!("shop-{i}"),
-            spec(&domain, &format!("tok-{i}"), endpoint, &TOPICS),
-        )
-        .await;
+        let mut spec = spec(&domain, &format!("tok-{i}"), endpoint, &TOPICS);
+        // A sync every minute, run concurrently: each slot (and each manual
+        // trigger) must give exactly one Job, however often the operator dies.
+        spec["sync"] = json!([{"name": "orders", "schedule": "* * * * *", "concurrencyPolicy": "Allow",
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "sync", "image": "oms:test"}]}}}}}]);
+        env.create_shop(&format!("shop-{i}"), spec).await;
     }
 }
 
@@ -86,6 +91,40 @@ async fn move_ingress(env: &Env, host: &str) {
         .patch("oms", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
+}
+
+/// Every Job of the test's shops, by (shop, sync, slot, manual trigger):
+/// each key must have exactly one Job. Returns how many Jobs there are.
+async fn assert_one_job_per_slot(env: &Env) -> usize {
+    let jobs: Api<Job> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut seen: std::collections::BTreeMap<Vec<String>, Vec<String>> = Default::default();
+    for job in jobs.list(&Default::default()).await.unwrap().items {
+        let labels = job.labels();
+        let annotations = job.annotations();
+        let key = vec![
+            labels
+                .get("shopify-operator.dev/shop")
+                .cloned()
+                .unwrap_or_default(),
+            labels
+                .get("shopify-operator.dev/sync")
+                .cloned()
+                .unwrap_or_default(),
+            annotations
+                .get("shopify-operator.dev/scheduled-at")
+                .cloned()
+                .unwrap_or_default(),
+            annotations
+                .get("shopify-operator.dev/sync-now")
+                .cloned()
+                .unwrap_or_default(),
+        ];
+        seen.entry(key).or_default().push(job.name_any());
+    }
+    for (key, names) in &seen {
+        assert_eq!(names.len(), 1, "more than one Job for {key:?}: {names:?}");
+    }
+    seen.len()
 }
 
 fn assert_no_duplicates(env: &Env, n: usize) {
@@ -179,6 +218,19 @@ async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_top
     create_shops(&env, N).await;
     // Slow, flaky Shopify: every kill lands somewhere mid-flight.
     env.sim.set_latency(Duration::from_millis(30));
+    // A manual sync of every shop, asked once before the kills begin.
+    for i in 0..N {
+        env.shops()
+            .patch(
+                &format!("shop-{i}"),
+                &PatchParams::default(),
+                &Patch::Merge(
+                    &json!({"metadata": {"annotations": {"shopify-operator.dev/sync-now": "kill-test"}}}),
+                ),
+            )
+            .await
+            .unwrap();
+    }
     let mut rng = rand::rng();
     for round in 0..20 {
         if round % 5 == 0 {
@@ -203,6 +255,7 @@ async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_top
         tokio::time::sleep(alive).await; // the kill's random moment, not a synchronisation
         env.operator.take().unwrap().kill();
         assert_no_duplicates(&env, N);
+        assert_one_job_per_slot(&env).await;
     }
     env.sim.clear_faults();
     env.start_operator("2s");
@@ -217,6 +270,18 @@ async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_top
             .await;
     }
     assert!(converged(&env, N, "new.popsockets.com"));
+    // Every shop ran its manual sync exactly once, and no schedule slot
+    // got two Jobs.
+    wait_for("every manual sync handled", Duration::from_secs(30), || async {
+        for i in 0..N {
+            let st = env.shops().get(&format!("shop-{i}")).await.ok()?.status?;
+            (st.sync_now_handled.as_deref() == Some("kill-test")).then_some(())?;
+        }
+        Some(())
+    })
+    .await;
+    let keys = assert_one_job_per_slot(&env).await;
+    assert!(keys >= N, "expected at least the {N} manual Jobs, found {keys}");
 }
 
 /// kube-apiserver restarted under the operator (same etcd): its watches
