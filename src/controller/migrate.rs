@@ -19,7 +19,8 @@ use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
 
 use super::token_store::{
-    ACCESS_TOKEN_KEY, EXPIRES_AT_KEY, MIGRATED_FROM_KEY, REFRESH_TOKEN_KEY, app_credentials, put_grant, text,
+    ACCESS_TOKEN_KEY, EXPIRES_AT_KEY, MIGRATED_FROM_KEY, REFRESH_TOKEN_KEY, put_grant, shop_app_credentials,
+    text,
 };
 use super::{Context, Note};
 use crate::crd::ShopifyShop;
@@ -63,11 +64,7 @@ pub async fn run(ctx: &Context, shop: &ShopifyShop, secret: &Secret) -> Result<M
         return Ok(out);
     }
     let ns = shop.namespace().unwrap_or_default();
-    let app = match &shop.spec.app {
-        Some(app) => app_credentials(&ctx.client, &ns, &app.secret_ref.name).await?,
-        None => None,
-    };
-    let Some(app) = app else {
+    let Some(app) = shop_app_credentials(&ctx.client, shop).await? else {
         out.warning = Some((
             "AppCredentialsMissing",
             "spec.token.migrateToExpiring needs spec.app.secretRef (client-id, client-secret)".into(),

@@ -94,11 +94,7 @@ pub async fn run(
         ));
         return Ok(out);
     };
-    let app = match &shop.spec.app {
-        Some(app) => super::token_store::app_credentials(&ctx.client, &ns, &app.secret_ref.name).await?,
-        None => None,
-    };
-    let Some(app) = app else {
+    let Some(app) = super::token_store::shop_app_credentials(&ctx.client, shop).await? else {
         out.warning = Some((
             "AppCredentialsMissing",
             "the token expires but spec.app.secretRef (client-id, client-secret) is not set or incomplete"

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
+use crate::crd::ShopifyShop;
 use crate::shopify::{ClientSecret, TokenGrant};
 
 pub use super::fetch::ACCESS_TOKEN_KEY;
@@ -113,6 +114,22 @@ pub async fn app_credentials(
         .await?
         .as_ref()
         .and_then(AppCredentials::from_secret))
+}
+
+/// The app credentials of `shop` (its `spec.app.secretRef`, in its
+/// namespace); `None` without `spec.app` or when the Secret or its keys are
+/// missing.
+pub async fn shop_app_credentials(
+    client: &Client,
+    shop: &ShopifyShop,
+) -> Result<Option<AppCredentials>, kube::Error> {
+    match &shop.spec.app {
+        Some(app) => {
+            let ns = shop.namespace().unwrap_or_default();
+            app_credentials(client, &ns, &app.secret_ref.name).await
+        }
+        None => Ok(None),
+    }
 }
 
 /// Stores a freshly granted token (OAuth install) in Secret `name`: creates

@@ -154,13 +154,13 @@ impl Public {
         let shops = shops_for(&self.client, self.cfg.namespace.as_deref(), domain).await?;
         let had_shops = !shops.is_empty();
         for shop in shops {
-            let ns = shop.namespace().unwrap_or_default();
-            let Some(app_ref) = &shop.spec.app else { continue };
-            let Some(app) = token_store::app_credentials(&self.client, &ns, &app_ref.secret_ref.name).await?
-            else {
+            let Some(app) = token_store::shop_app_credentials(&self.client, &shop).await? else {
                 continue;
             };
-            let secret = (ns, shop.spec.token.secret_ref.name.clone());
+            let secret = (
+                shop.namespace().unwrap_or_default(),
+                shop.spec.token.secret_ref.name.clone(),
+            );
             out.push(Target {
                 shop: Some(shop),
                 secret,

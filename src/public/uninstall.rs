@@ -118,23 +118,18 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
     }
     let mut verified = Vec::new();
     for s in shops {
-        let Some(app) = &s.spec.app else { continue };
-        let ns = s.namespace().unwrap_or_default();
-        let creds =
-            match crate::controller::token_store::app_credentials(&public.client, &ns, &app.secret_ref.name)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    return refuse(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        &shop,
-                        "KubernetesUnavailable",
-                        &format!("cannot read the app Secret: {e}"),
-                    )
-                    .into_response();
-                }
-            };
+        let creds = match crate::controller::token_store::shop_app_credentials(&public.client, &s).await {
+            Ok(c) => c,
+            Err(e) => {
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &shop,
+                    "KubernetesUnavailable",
+                    &format!("cannot read the app Secret: {e}"),
+                )
+                .into_response();
+            }
+        };
         if creds.is_some_and(|c| verify_webhook(&body, hmac, &c.secret, c.previous.as_ref()).is_some()) {
             verified.push(s);
         }
