@@ -11,6 +11,15 @@ pub const WEBHOOKS_SYNCED: &str = "WebhooksSynced";
 /// The aggregate: every other condition is True.
 pub const READY: &str = "Ready";
 
+/// The reason `conditions` records for `type_`, if it has that condition
+/// (to tell whether a reason is new, so its Event is published once).
+pub fn reason_of<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a str> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.reason.as_str())
+}
+
 /// A condition's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
-use super::conditions::{Cond, Status};
+use super::conditions::{self, Cond, Status};
 use super::{Context, Error, Note, TOKEN_VALID, fetch, migrate, refresh, uninstalled, webhooks};
 use crate::crd::ShopifyShop;
 use crate::shopify::AccessToken;
@@ -87,8 +87,8 @@ impl TokenStep {
             let known = shop
                 .status
                 .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == TOKEN_VALID))
-                .is_some_and(|c| c.reason == reason);
+                .and_then(|s| conditions::reason_of(&s.conditions, TOKEN_VALID))
+                == Some(reason);
             let noted = self.notes.iter().any(|n| n.reason == reason);
             if !known && !noted {
                 self.notes.push(Note::new(

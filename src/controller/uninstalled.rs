@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 
-use super::conditions::{Cond, Status};
+use super::conditions::{self, Cond, Status};
 use super::{Context, Error, FIELD_MANAGER, Note, TOKEN_VALID, WEBHOOKS_SYNCED, webhooks};
 use crate::crd::ShopifyShop;
 
@@ -60,8 +60,8 @@ pub fn outcome(shop: &ShopifyShop) -> webhooks::Outcome {
     let known = shop
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == TOKEN_VALID))
-        .is_some_and(|c| c.reason == REASON);
+        .and_then(|s| conditions::reason_of(&s.conditions, TOKEN_VALID))
+        == Some(REASON);
     if !known {
         out.notes
             .push(Note::new(EventType::Warning, REASON, "Uninstall", msg));

@@ -169,7 +169,7 @@ pub async fn callback(State(public): State<Arc<Public>>, RawQuery(query): RawQue
         &first.app.secret,
         first.app.previous.as_ref(),
     )
-    .and_then(|nonce| public.used.take(nonce, state::expiry(state_value), now));
+    .and_then(|(nonce, expiry)| public.used.take(nonce, expiry, now));
     if let Err(e) = checked {
         return refuse(StatusCode::FORBIDDEN, &shop, "InvalidState", e.message()).into_response();
     }

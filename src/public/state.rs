@@ -50,7 +50,8 @@ pub fn issue(shop: &str, expiry: u64, secret: &ClientSecret) -> String {
     format!("{expiry}.{nonce}.{sig}")
 }
 
-/// Checks signature and expiry (not use); returns the nonce. The previous
+/// Checks signature and expiry (not use); returns the nonce and the
+/// expiry, for [`UsedNonces::take`]. The previous
 /// secret is accepted so that a rotation between install and callback
 /// doesn't break an installation in flight.
 pub fn verify<'a>(
@@ -59,7 +60,7 @@ pub fn verify<'a>(
     now: u64,
     current: &ClientSecret,
     previous: Option<&ClientSecret>,
-) -> Result<&'a str, StateError> {
+) -> Result<(&'a str, u64), StateError> {
     let mut parts = state.splitn(3, '.');
     let (Some(expiry), Some(nonce), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(StateError::Invalid);
@@ -79,7 +80,7 @@ pub fn verify<'a>(
     if now > expiry_n {
         return Err(StateError::Expired);
     }
-    Ok(nonce)
+    Ok((nonce, expiry_n))
 }
 
 /// Nonces already used, until their state would have expired anyway.
@@ -96,11 +97,6 @@ impl UsedNonces {
         }
         Ok(())
     }
-}
-
-/// The expiry part of a state (already verified).
-pub fn expiry(state: &str) -> u64 {
-    state.split('.').next().and_then(|e| e.parse().ok()).unwrap_or(0)
 }
 
 #[cfg(test)]
