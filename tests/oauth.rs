@@ -23,17 +23,22 @@ const DOMAIN: &str = "oauth-shop.myshopify.com";
 const OLD_TOKEN: &str = "shpat_oauth_before_install";
 const PUBLIC_URL: &str = "https://operator.example";
 
-fn fixture(secret: &str, previous: Option<&str>) -> Fixture {
-    Fixture {
-        shops: vec![ShopFixture {
-            domain: DOMAIN.into(),
-            tokens: vec![TokenFixture {
-                access_token: OLD_TOKEN.into(),
-                scopes: vec!["read_orders".into()],
-                ..Default::default()
-            }],
+/// A simulated shop with one non-expiring `read_orders` token.
+fn shop(domain: &str, token: &str) -> ShopFixture {
+    ShopFixture {
+        domain: domain.into(),
+        tokens: vec![TokenFixture {
+            access_token: token.into(),
+            scopes: vec!["read_orders".into()],
             ..Default::default()
         }],
+        ..Default::default()
+    }
+}
+
+fn fixture(secret: &str, previous: Option<&str>) -> Fixture {
+    Fixture {
+        shops: vec![shop(DOMAIN, OLD_TOKEN)],
         app: Some(AppFixture {
             client_id: "client-oauth".into(),
             client_secret: secret.into(),
@@ -351,15 +356,7 @@ async fn app_uninstalled_stops_work_keeps_the_secret_and_a_new_token_resumes() {
 
     // A reinstall (here: a new token put in the Secret) ends it.
     env.sim.load(Fixture {
-        shops: vec![ShopFixture {
-            domain: DOMAIN.into(),
-            tokens: vec![TokenFixture {
-                access_token: "shpat_after_reinstall".into(),
-                scopes: vec!["read_orders".into()],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        shops: vec![shop(DOMAIN, "shpat_after_reinstall")],
         app: None,
     });
     let api: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
@@ -384,15 +381,7 @@ async fn app_uninstalled_stops_work_keeps_the_secret_and_a_new_token_resumes() {
 async fn an_allowed_shop_without_a_shopifyshop_installs_with_the_default_app() {
     const NEW_SHOP: &str = "brand-new.myshopify.com";
     let mut f = fixture("secret-one", None);
-    f.shops.push(ShopFixture {
-        domain: NEW_SHOP.into(),
-        tokens: vec![TokenFixture {
-            access_token: "shpat_brand_new_fixture".into(),
-            scopes: vec!["read_orders".into()],
-            ..Default::default()
-        }],
-        ..Default::default()
-    });
+    f.shops.push(shop(NEW_SHOP, "shpat_brand_new_fixture"));
     let mut env = Env::new("oauth-default", f).await;
     app_secret(&env, "secret-one", None).await;
     env.operator_args.push(("PUBLIC_URL".into(), PUBLIC_URL.into()));
@@ -430,15 +419,7 @@ async fn an_allowed_shop_without_a_shopifyshop_installs_with_the_default_app() {
 async fn the_operator_subscribes_its_own_uninstall_endpoint_when_asked() {
     const PLAIN: &str = "no-app-shop.myshopify.com";
     let mut f = fixture("secret-one", None);
-    f.shops.push(ShopFixture {
-        domain: PLAIN.into(),
-        tokens: vec![TokenFixture {
-            access_token: "shpat_no_app_shop".into(),
-            scopes: vec!["read_orders".into()],
-            ..Default::default()
-        }],
-        ..Default::default()
-    });
+    f.shops.push(shop(PLAIN, "shpat_no_app_shop"));
     let mut env = Env::new("self-subscribe", f).await;
     env.token_secret("tok", OLD_TOKEN).await;
     env.token_secret("plain-tok", "shpat_no_app_shop").await;
