@@ -20,7 +20,7 @@ COPY . .
 # --locked: exactly Cargo.lock, as CI builds it.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin shopify-operator \
+    cargo build --release --locked -p shopify-operator --bin shopify-operator \
     && install -D -m 0755 target/release/shopify-operator /out/shopify-operator
 
 # Debian 12 like the builder, so the glibc the binary links against is there.

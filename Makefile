@@ -9,17 +9,17 @@ CARGO ?= cargo
 ## then format check, lints and every test.
 test: helm control-plane mariadb
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" $(CARGO) test
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" $(CARGO) test --workspace
 
 ## Local control plane + shopify-sim with the seed shops + the operator;
 ## stays up until Ctrl-C (DEMO_EXIT=1 stops after the Ingress host change).
 demo: control-plane
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(CARGO) run --release --bin shopify-demo
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(CARGO) run --release -p shopify-demo
 
 ## Regenerate crds/ from the Rust types (and the chart's copy of it).
 crds:
-	$(CARGO) run -q --bin shopify-operator -- crd > crds/shopifyshop.yaml
+	$(CARGO) run -q -p shopify-operator --bin shopify-operator -- crd > crds/shopifyshop.yaml
 	cp crds/shopifyshop.yaml charts/shopify-operator/crds/shopifyshop.yaml
 
 ## Convergence benchmark (benches/converge.rs): N shops x 8 topics against
@@ -28,7 +28,7 @@ crds:
 ## target/bench/converge.json and converge.svg and prints a table.
 .PHONY: bench
 bench: control-plane
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" SHOPS="$(SHOPS)" $(CARGO) bench --bench converge
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" SHOPS="$(SHOPS)" $(CARGO) bench -p shopify-operator --bench converge
 
 ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from
 ## pinned Go modules into ~/.cache/shopify-operator (once per version).
@@ -49,4 +49,4 @@ fmt:
 	$(CARGO) fmt
 
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

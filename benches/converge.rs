@@ -40,6 +40,7 @@
 //! timings; without `--bench` (as under `cargo test --benches`) it does
 //! nothing.
 
+use kube::CustomResourceExt;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -54,8 +55,8 @@ use kube::{Client, ResourceExt};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shopify_operator::crd::ShopifyShop;
-use shopify_operator::sim::{self, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture};
-use shopify_operator::testenv::{self, AuditWrite, ControlPlane, Options, Supervised};
+use shopify_sim::{self as sim, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture};
+use testenv::{AuditWrite, ControlPlane, Options, Supervised};
 
 const TOPICS: [&str; 8] = [
     "orders/create",
@@ -161,9 +162,7 @@ fn resync_for(n: usize, s: &Settings) -> Duration {
 // ------------------------------------------------------------ /proc probes
 
 fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
+    testenv::clock_ticks_per_second()
 }
 
 /// (ppid, cpu seconds) of a process, from /proc/PID/stat.
@@ -598,10 +597,7 @@ impl World {
             i += 1;
         }
         for pid in pids.iter().skip(1).rev() {
-            // SAFETY: plain kill(2) on a descendant we started.
-            unsafe {
-                libc::kill(*pid as i32, libc::SIGTERM);
-            }
+            testenv::send_sigterm(*pid);
         }
         self.operator.terminate(Duration::from_secs(10));
     }
@@ -685,6 +681,7 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
     let started = Instant::now();
     let cp = ControlPlane::start(Options {
         controller_manager: false,
+        crds: vec![ShopifyShop::crd()],
     })
     .await?;
     let pids = child_pids();

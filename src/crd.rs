@@ -416,8 +416,32 @@ pub struct WebhookStatus {
     /// Shopify's id, `gid://shopify/WebhookSubscription/N`, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `InSync`, `Missing`, `WrongAddress`, `WrongFormat`, `Duplicate` or `Failed`.
-    pub state: String,
+    /// `InSync`, `Missing`, `WrongAddress`, `WrongFormat`, `MissingScope` or
+    /// `Failed`.
+    #[schemars(with = "String")]
+    pub state: TopicState,
+}
+
+/// Where one desired webhook topic stands (`status.webhooks[].state`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TopicState {
+    /// A subscription with the right address and format exists.
+    InSync,
+    /// No subscription of ours for the topic.
+    #[default]
+    Missing,
+    /// Ours, but at another host (or path variant).
+    WrongAddress,
+    /// Right address, wrong format.
+    WrongFormat,
+    /// The token lacks the scope the topic needs.
+    MissingScope,
+    /// Shopify refused the create or update (`userErrors`).
+    Failed,
+    /// A state this version does not know (written by another version of
+    /// the operator); never written by this one.
+    #[serde(other)]
+    Other,
 }
 
 /// State of one sync.
@@ -493,6 +517,28 @@ mod tests {
             committed == crd_yaml(),
             "crds/shopifyshop.yaml is stale: run `make crds` (shopify-operator crd > crds/shopifyshop.yaml)"
         );
+    }
+
+    #[test]
+    fn topic_states_are_their_names_on_the_wire_and_unknown_ones_parse() {
+        for (state, name) in [
+            (TopicState::InSync, "InSync"),
+            (TopicState::Missing, "Missing"),
+            (TopicState::WrongAddress, "WrongAddress"),
+            (TopicState::WrongFormat, "WrongFormat"),
+            (TopicState::MissingScope, "MissingScope"),
+            (TopicState::Failed, "Failed"),
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), name);
+            assert_eq!(serde_json::from_value::<TopicState>(name.into()).unwrap(), state);
+        }
+        // A state another version wrote must not make the whole object
+        // unreadable to the watcher.
+        let w: WebhookStatus = serde_json::from_value(
+            serde_json::json!({"topic": "orders/create", "address": "https://h/x", "state": "WrongFilter"}),
+        )
+        .unwrap();
+        assert_eq!(w.state, TopicState::Other);
     }
 
     #[test]

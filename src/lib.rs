@@ -1,16 +1,25 @@
 //! shopify-operator: reconciles `ShopifyShop` resources so that each Shopify
 //! shop's webhook subscriptions, tokens and sync jobs live in cluster state.
 //!
-//! The binary (`src/main.rs`) is a thin CLI over this library; the library is
-//! also what the integration tests and the simulator binary link against.
+//! The binary (`src/main.rs`) is a thin CLI over this library; the library
+//! is also what the integration tests, the benchmarks and `shopify-demo`
+//! link against, so it exports only what they need. The Shopify client is
+//! the `shopify-admin` crate; the simulator (`shopify-sim`) and the test
+//! control plane (`testenv`) are dev-dependencies only.
+//!
+//! Dependencies point one way: `run` wires `controller` and `public`; both
+//! use the leaves (`crd`, `names`, `allow_list`, `token_store`, `metrics`)
+//! and never each other.
 
+#![forbid(unsafe_code)]
+
+mod allow_list;
 pub mod controller;
 pub mod crd;
-pub mod http;
+mod http;
 pub mod import;
-pub mod metrics;
+mod metrics;
+mod names;
 pub mod public;
 pub mod run;
-pub mod shopify;
-pub mod sim;
-pub mod testenv;
+mod token_store;

@@ -26,6 +26,14 @@ pub struct ShopifyLabels {
     pub outcome: String,
 }
 
+/// `step` label of failed reconciles.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    /// The step that failed: `ingress`, `token_secret`, `finalizer`,
+    /// `sync_jobs`, `status_write`.
+    pub step: String,
+}
+
 /// `outcome` label of sync Jobs.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
@@ -51,6 +59,8 @@ pub struct Metrics {
     registry: Registry,
     /// Reconciles by result.
     pub reconciles: Family<ResultLabel, Counter>,
+    /// Failed reconciles by the step that failed.
+    pub reconcile_errors: Family<StepLabel, Counter>,
     /// Reconcile duration.
     pub reconcile_duration: Histogram,
     /// Shopify HTTP requests by operation and outcome.
@@ -82,6 +92,7 @@ impl Metrics {
         let mut m = Metrics {
             registry: Registry::default(),
             reconciles: Family::default(),
+            reconcile_errors: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             shopify_requests: Family::default(),
             throttle_wait_seconds: Counter::default(),
@@ -93,6 +104,11 @@ impl Metrics {
         };
         let ours = m.registry.sub_registry_with_prefix("shopify_operator");
         ours.register("reconciles", "Reconciles by result", m.reconciles.clone());
+        ours.register(
+            "reconcile_errors",
+            "Failed reconciles by the step that failed",
+            m.reconcile_errors.clone(),
+        );
         ours.register(
             "reconcile_duration_seconds",
             "Reconcile duration",
@@ -129,10 +145,15 @@ impl Metrics {
         m
     }
 
-    /// Counts a reconcile.
-    pub fn reconciled(&self, ok: bool, took: Duration) {
-        let result = if ok { "ok" } else { "error" }.to_string();
+    /// Counts a reconcile; `failed_step` is the step of a failed one.
+    pub fn reconciled(&self, failed_step: Option<&str>, took: Duration) {
+        let result = if failed_step.is_none() { "ok" } else { "error" }.to_string();
         self.reconciles.get_or_create(&ResultLabel { result }).inc();
+        if let Some(step) = failed_step {
+            self.reconcile_errors
+                .get_or_create(&StepLabel { step: step.into() })
+                .inc();
+        }
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
@@ -194,12 +215,17 @@ mod tests {
     #[test]
     fn exposition_has_the_alertable_series() {
         let m = Metrics::new();
-        m.reconciled(true, Duration::from_millis(20));
+        m.reconciled(None, Duration::from_millis(20));
+        m.reconciled(Some("status_write"), Duration::from_millis(20));
         m.shopify("list", "ok", 1, Duration::ZERO);
         m.shop_condition("oms", "online", "Ready", "False");
         let text = m.encode();
         assert!(
             text.contains("shopify_operator_reconciles_total{result=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("shopify_operator_reconcile_errors_total{step=\"status_write\"} 1"),
             "{text}"
         );
         assert!(

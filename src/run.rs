@@ -14,7 +14,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use crate::controller::{self, Context, Settings};
 use crate::crd::ShopifyShop;
 use crate::http::Health;
-use crate::shopify::{ClientConfig, ShopifyClient};
+use shopify_admin::{ClientConfig, ShopifyClient};
 
 /// Flags of `shopify-operator run`; each also reads an env var.
 #[derive(Args, Debug, Clone)]
@@ -150,7 +150,7 @@ pub enum RunError {
     Client(#[source] kube::Error),
     /// The Shopify client could not be configured (bad base URL).
     #[error("invalid Shopify settings: {0}")]
-    Shopify(#[source] crate::shopify::ShopifyError),
+    Shopify(#[source] shopify_admin::ShopifyError),
     /// Flags that do not fit together.
     #[error("invalid flags: {0}")]
     Flags(String),
@@ -267,7 +267,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     )
     .await
     .map_err(RunError::Http)?;
-    tracing::info!(%addr, oauth = args.public_url.is_some(), "serving /healthz, /readyz, /metrics, /oauth and {}", crate::public::UNINSTALLED_PATH);
+    tracing::info!(%addr, oauth = args.public_url.is_some(), "serving /healthz, /readyz, /metrics, /oauth and {}", crate::names::UNINSTALLED_PATH);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");

@@ -13,6 +13,8 @@
 
 mod support;
 
+use kube::CustomResourceExt;
+use shopify_operator::crd::ShopifyShop;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -26,8 +28,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shopify_operator::testenv::{self, ControlPlane};
 use support::{Env, seed_fixture, spec, wait_for};
+use testenv::ControlPlane;
 
 const RELEASE: &str = "so";
 /// The release's full name (`<release>-<chart>`): ServiceAccount, Roles,
@@ -660,7 +662,7 @@ async fn http_get(url: &str) -> Option<(u16, String)> {
 /// with the Deployment's environment, and drives the scenarios.
 async fn prove_rbac(namespaced: bool) {
     let _serial = SERIAL.lock().await;
-    let cp = testenv::shared().await;
+    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
     // Declared before `env`, so dropped after it: the operator (in `env`)
     // is gone before its shops are.
     let mut cleanup = Cleanup {
@@ -1069,9 +1071,9 @@ async fn prove_rbac(namespaced: bool) {
         .replacen("https://operator.example", &format!("http://{http_addr}"), 1);
     assert_eq!(follow(callback).await.0, 200, "{tag}: OAuth callback");
     let body = json!({"domain": offline}).to_string();
-    let hmac = shopify_operator::shopify::hmac::sign_webhook(
+    let hmac = shopify_admin::hmac::sign_webhook(
         body.as_bytes(),
-        &shopify_operator::shopify::ClientSecret::from(app.client_secret.as_str()),
+        &shopify_admin::ClientSecret::from(app.client_secret.as_str()),
     );
     let delivered = no_redirects
         .post(format!("http://{http_addr}/shopify/webhooks/app_uninstalled"))

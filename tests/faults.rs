@@ -8,6 +8,8 @@
 
 mod support;
 
+use kube::CustomResourceExt;
+use shopify_operator::crd::ShopifyShop;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -16,9 +18,9 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use rand::RngExt;
 use serde_json::json;
-use shopify_operator::sim::{Fault, Fixture, ShopFixture, TokenFixture};
-use shopify_operator::testenv::{ControlPlane, Options};
+use shopify_sim::{Fault, Fixture, ShopFixture, TokenFixture};
 use support::{Env, spec, wait_for};
+use testenv::{ControlPlane, Options};
 
 const TOPICS: [&str; 4] = [
     "orders/create",
@@ -59,7 +61,7 @@ fn converged_except(env: &Env, n: usize, host: &str, skip: Option<usize>) -> boo
                 .all(|s| s.address.starts_with(&format!("https://{host}/")))
             && TOPICS.iter().all(|t| {
                 subs.iter()
-                    .filter(|s| s.topic == shopify_operator::shopify::rest_to_enum(t))
+                    .filter(|s| s.topic == shopify_admin::rest_to_enum(t))
                     .count()
                     == 1
             })
@@ -294,6 +296,7 @@ async fn the_operator_survives_an_apiserver_restart() {
     let cp: &'static ControlPlane = Box::leak(Box::new(
         ControlPlane::start(Options {
             controller_manager: false,
+            crds: vec![ShopifyShop::crd()],
         })
         .await
         .expect("control plane"),

@@ -4,6 +4,7 @@
 //! tables and cluster writes are checked, and so is that no token or
 //! database password ever reaches stderr or a table.
 
+use kube::CustomResourceExt;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -18,7 +19,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 use shopify_operator::crd::ShopifyShop;
-use shopify_operator::testenv::{self, Supervised};
+use testenv::Supervised;
 
 /// The importer's database password; `@` so that the URL holds it
 /// percent-encoded and both forms must stay out of messages.
@@ -603,7 +604,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_creates_then_is_unchanged_and_a_new_token_needs_force() {
-    let cp = testenv::shared().await;
+    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
     let ns = cp.namespace("import").await.unwrap();
     let client = cp.admin_client().await.unwrap();
     let db = mariadb();
@@ -719,7 +720,7 @@ async fn apply_creates_then_is_unchanged_and_a_new_token_needs_force() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_the_crd_rejects_is_skipped_before_its_secret_is_written() {
-    let cp = testenv::shared().await;
+    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
     let ns = cp.namespace("import-invalid").await.unwrap();
     let client = cp.admin_client().await.unwrap();
     let url = mariadb().database(

@@ -13,10 +13,10 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use shopify_admin::ClientSecret;
+use shopify_admin::hmac::{oauth_message, sign_hex, sign_webhook};
 use shopify_operator::public::state;
-use shopify_operator::shopify::ClientSecret;
-use shopify_operator::shopify::hmac::{oauth_message, sign_hex, sign_webhook};
-use shopify_operator::sim::{AppFixture, Fixture, ShopFixture, TokenFixture};
+use shopify_sim::{AppFixture, Fixture, ShopFixture, TokenFixture};
 use support::{Env, http_addr, spec, wait_for};
 
 const DOMAIN: &str = "oauth-shop.myshopify.com";

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use shopify_operator::sim::{Fixture, ShopFixture, TokenFixture};
+use shopify_sim::{Fixture, ShopFixture, TokenFixture};
 use support::{Env, http_addr, spec, wait_for};
 
 const HOST: &str = "oms.popsockets.com";

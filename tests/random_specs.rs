@@ -13,7 +13,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 use shopify_operator::crd::ShopifyShop;
-use shopify_operator::sim::{Fixture, ShopFixture, TokenFixture};
+use shopify_sim::{Fixture, ShopFixture, TokenFixture};
 use support::{Env, wait_for};
 
 fn maybe<T: std::fmt::Debug + Clone + 'static>(

@@ -13,10 +13,10 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
+use shopify_admin::{ClientConfig, ShopifyClient};
 use shopify_operator::controller::clock::ManualClock;
 use shopify_operator::controller::{self, Context, Settings};
-use shopify_operator::shopify::{ClientConfig, ShopifyClient};
-use shopify_operator::sim::{Fixture, ShopFixture, TokenFixture};
+use shopify_sim::{Fixture, ShopFixture, TokenFixture};
 use support::{Env, wait_for};
 use tokio::sync::oneshot;
 

@@ -14,9 +14,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use shopify_admin::{AccessToken, ClientConfig, ShopifyClient};
 use shopify_operator::controller::{Context, Settings, migrate, refresh};
-use shopify_operator::shopify::{AccessToken, ClientConfig, ShopifyClient};
-use shopify_operator::sim::{AppFixture, Fault, Fixture, ShopFixture, TokenFixture};
+use shopify_sim::{AppFixture, Fault, Fixture, ShopFixture, TokenFixture};
 use support::{Env, spec, wait_for};
 
 const DOMAIN: &str = "expiring-shop.myshopify.com";

@@ -10,7 +10,8 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
-use shopify_operator::sim::{Fault, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
+use shopify_operator::crd::TopicState;
+use shopify_sim::{Fault, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
 use support::{Env, seed_fixture, spec, wait_for};
 
 const HOST: &str = "oms.popsockets.com";
@@ -409,8 +410,8 @@ async fn observe_reports_drift_and_changes_nothing() {
         "{msg}"
     );
     let status = env.shops().get("shop").await.unwrap().status.unwrap();
-    let states: Vec<&str> = status.webhooks.iter().map(|w| w.state.as_str()).collect();
-    assert_eq!(states, ["WrongAddress", "Missing"]);
+    let states: Vec<TopicState> = status.webhooks.iter().map(|w| w.state).collect();
+    assert_eq!(states, [TopicState::WrongAddress, TopicState::Missing]);
     assert_eq!(env.sim.counters(domain).mutations, 0);
 
     // Switching to Manage repairs it.
@@ -640,7 +641,7 @@ async fn kubectl_wait_is_never_satisfied_by_a_stale_generation() {
     // Async: the simulator runs on this test's runtime and must keep
     // serving while kubectl waits.
     let wait = |timeout: &str| {
-        tokio::process::Command::new(shopify_operator::testenv::kubectl())
+        tokio::process::Command::new(testenv::kubectl())
             .env("KUBECONFIG", &kubeconfig)
             .args([
                 "wait",

@@ -1,22 +1,195 @@
-//! Condition bookkeeping in the cert-manager / Crossplane style: one
+//! The registry of what this controller says in `status.conditions`: every
+//! condition type ([`ConditionType`]) and every reason ([`Reason`]), plus
+//! the bookkeeping in the cert-manager / Crossplane style: one
 //! `metav1.Condition` per type, `observedGeneration` on each, and a
-//! `lastTransitionTime` that only moves when the status flips. Pure.
+//! `lastTransitionTime` that only moves when the status flips. Adding a
+//! condition is one variant here plus its producer; `Ready`'s aggregation,
+//! the status builder and the metrics' condition list all read [`ConditionType::ALL`].
+//! Pure.
+
+use std::fmt;
+use std::str::FromStr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-/// The token could be read and Shopify accepts it.
-pub const TOKEN_VALID: &str = "TokenValid";
-/// The shop's subscriptions match the spec.
-pub const WEBHOOKS_SYNCED: &str = "WebhooksSynced";
-/// The aggregate: every other condition is True.
-pub const READY: &str = "Ready";
+/// A condition type this controller writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConditionType {
+    /// The aggregate: every other condition is True.
+    Ready,
+    /// The token could be read and Shopify accepts it.
+    TokenValid,
+    /// The shop's subscriptions match the spec.
+    WebhooksSynced,
+    /// The shop's sync Jobs run on schedule and don't keep failing.
+    SyncHealthy,
+}
+
+impl ConditionType {
+    /// Every type, in the order `status.conditions` lists them.
+    pub const ALL: [ConditionType; 4] = [
+        ConditionType::Ready,
+        ConditionType::TokenValid,
+        ConditionType::WebhooksSynced,
+        ConditionType::SyncHealthy,
+    ];
+
+    /// The types `Ready` aggregates, in the order their reasons win.
+    pub const PARTS: [ConditionType; 3] = [
+        ConditionType::TokenValid,
+        ConditionType::WebhooksSynced,
+        ConditionType::SyncHealthy,
+    ];
+
+    /// The name in `status.conditions[].type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::Ready => "Ready",
+            ConditionType::TokenValid => "TokenValid",
+            ConditionType::WebhooksSynced => "WebhooksSynced",
+            ConditionType::SyncHealthy => "SyncHealthy",
+        }
+    }
+}
+
+impl fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Declares [`Reason`] from one list, so its name, `ALL` and parsing can't
+/// disagree.
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Every condition reason this controller writes: CamelCase and
+        /// machine-readable, as `status.conditions[].reason`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name),*];
+
+            /// The reason as written to status.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Reason::$name => stringify!($name), )*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Ready
+    /// Ready: every other condition is True.
+    Reconciled,
+    // TokenValid
+    /// The token answered Shopify's `shop` query for this shop.
+    TokenVerified,
+    /// The token Secret does not exist.
+    SecretNotFound,
+    /// The token Secret has no non-empty `access-token`.
+    SecretKeyMissing,
+    /// `access-token` is not a usable token (not printable ASCII).
+    SecretKeyInvalid,
+    /// Shopify answered 401: the token is revoked or wrong.
+    TokenRevoked,
+    /// Shopify answered 402: the shop is frozen (unpaid).
+    ShopFrozen,
+    /// Shopify answered 403: a scope is missing.
+    MissingScope,
+    /// Shopify answered 404: no such shop.
+    ShopNotFound,
+    /// Shopify answered 423: the shop is locked.
+    ShopLocked,
+    /// The token belongs to another shop.
+    TokenShopMismatch,
+    /// The shop is outside `--allowed-shops`: nothing is sent to it.
+    ShopNotAllowed,
+    /// Shopify delivered `app/uninstalled` for this token.
+    AppUninstalled,
+    /// The token works, but refreshing it failed.
+    TokenRefreshFailed,
+    /// The token works, but its refresh token ends soon.
+    RefreshTokenExpiring,
+    /// The token works, but refresh needs app credentials the shop lacks.
+    AppCredentialsMissing,
+    /// The token works, but the Secret has an expiry and no refresh token.
+    RefreshTokenMissing,
+    /// The token works, but migrating it to an expiring token failed.
+    TokenMigrationFailed,
+    /// Shopify's token endpoint refused a grant.
+    OAuthGrantRejected,
+    // WebhooksSynced
+    /// The subscriptions match the spec.
+    InSync,
+    /// Nothing to do: no webhooks (or no syncs) in the spec.
+    NotConfigured,
+    /// No valid token to check subscriptions with (or start Jobs with).
+    TokenInvalid,
+    /// `ingressRef` names an Ingress that does not exist.
+    IngressNotFound,
+    /// The Ingress has no rule host.
+    IngressHostMissing,
+    /// The host is not a public DNS name Shopify can deliver to.
+    InvalidHost,
+    /// Shopify throttled the request; retried after the bucket refills.
+    ShopifyThrottled,
+    /// Shopify answered 5xx or timed out; retried.
+    ShopifyUnavailable,
+    /// Shopify refused a subscription (`userErrors`).
+    ShopifyUserError,
+    /// Shopify rejected the spec's input.
+    InvalidSpec,
+    /// Shopify's answer could not be understood.
+    ShopifyProtocolError,
+    /// The token lacks the scopes some topics need.
+    MissingScopes,
+    /// `managementPolicy: Observe` and Shopify differs from the spec.
+    DriftDetected,
+    // SyncHealthy
+    /// Every sync is scheduled (or suspended).
+    Scheduled,
+    /// A sync's schedule or Job template is invalid.
+    InvalidSchedule,
+    /// A sync failed `--sync-failure-threshold` times in a row.
+    SyncFailing,
+    /// `managementPolicy: Observe`: no sync Jobs are started.
+    Observe,
+}
+
+impl Reason {
+    /// The reason of a Shopify failure (the client names it; an unknown
+    /// name is a protocol error).
+    pub fn of_shopify(e: &shopify_admin::ShopifyError) -> Reason {
+        e.reason().parse().unwrap_or(Reason::ShopifyProtocolError)
+    }
+}
+
+impl FromStr for Reason {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The reason `conditions` records for `type_`, if it has that condition
 /// (to tell whether a reason is new, so its Event is published once).
-pub fn reason_of<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a str> {
+pub fn reason_of(conditions: &[Condition], type_: ConditionType) -> Option<&str> {
     conditions
         .iter()
-        .find(|c| c.type_ == type_)
+        .find(|c| c.type_ == type_.as_str())
         .map(|c| c.reason.as_str())
 }
 
@@ -32,11 +205,21 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// `"True"`, `"False"` or `"Unknown"`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::True => "True",
             Status::False => "False",
             Status::Unknown => "Unknown",
+        }
+    }
+
+    /// Parses a stored status; anything else is `Unknown`.
+    pub fn parse(s: &str) -> Status {
+        match s {
+            "True" => Status::True,
+            "False" => Status::False,
+            _ => Status::Unknown,
         }
     }
 }
@@ -45,22 +228,22 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cond {
     /// Condition type.
-    pub type_: &'static str,
+    pub type_: ConditionType,
     /// Its status.
     pub status: Status,
     /// CamelCase, machine-readable.
-    pub reason: String,
+    pub reason: Reason,
     /// For people; never carries a secret.
     pub message: String,
 }
 
 impl Cond {
     /// A condition of `type_`.
-    pub fn new(type_: &'static str, status: Status, reason: &str, message: impl Into<String>) -> Self {
+    pub fn new(type_: ConditionType, status: Status, reason: Reason, message: impl Into<String>) -> Self {
         Cond {
             type_,
             status,
-            reason: reason.into(),
+            reason,
             message: message.into(),
         }
     }
@@ -70,20 +253,20 @@ impl Cond {
 /// `lastTransitionTime` unless the status changed.
 pub fn set(conditions: &mut Vec<Condition>, cond: &Cond, generation: Option<i64>, now: &Time) {
     let status = cond.status.as_str();
-    match conditions.iter_mut().find(|c| c.type_ == cond.type_) {
+    match conditions.iter_mut().find(|c| c.type_ == cond.type_.as_str()) {
         Some(existing) => {
             if existing.status != status {
                 existing.last_transition_time = now.clone();
             }
             existing.status = status.into();
-            existing.reason = cond.reason.clone();
+            existing.reason = cond.reason.as_str().into();
             existing.message = cond.message.clone();
             existing.observed_generation = generation;
         }
         None => conditions.push(Condition {
-            type_: cond.type_.into(),
+            type_: cond.type_.as_str().into(),
             status: status.into(),
-            reason: cond.reason.clone(),
+            reason: cond.reason.as_str().into(),
             message: cond.message.clone(),
             observed_generation: generation,
             last_transition_time: now.clone(),
@@ -91,12 +274,22 @@ pub fn set(conditions: &mut Vec<Condition>, cond: &Cond, generation: Option<i64>
     }
 }
 
-/// The `Ready` aggregate of `parts`: True when all are True, else False
-/// with the reason and message of the first that isn't.
+/// The `Ready` aggregate of `parts` (one per [`ConditionType::PARTS`]):
+/// True when all are True, else False with the reason and message of the
+/// first that isn't, in the order of `PARTS`.
 pub fn ready(parts: &[&Cond]) -> Cond {
-    match parts.iter().find(|c| c.status != Status::True) {
-        None => Cond::new(READY, Status::True, "Reconciled", "the shop matches its spec"),
-        Some(c) => Cond::new(READY, Status::False, &c.reason, c.message.clone()),
+    let failing = ConditionType::PARTS
+        .iter()
+        .filter_map(|t| parts.iter().find(|c| c.type_ == *t))
+        .find(|c| c.status != Status::True);
+    match failing {
+        None => Cond::new(
+            ConditionType::Ready,
+            Status::True,
+            Reason::Reconciled,
+            "the shop matches its spec",
+        ),
+        Some(c) => Cond::new(ConditionType::Ready, Status::False, c.reason, c.message.clone()),
     }
 }
 
@@ -111,19 +304,34 @@ mod tests {
     #[test]
     fn transition_time_moves_only_on_a_flip() {
         let mut conds = Vec::new();
-        let ok = Cond::new(TOKEN_VALID, Status::True, "TokenVerified", "ok");
+        let ok = Cond::new(
+            ConditionType::TokenValid,
+            Status::True,
+            Reason::TokenVerified,
+            "ok",
+        );
         set(&mut conds, &ok, Some(1), &t("2026-11-26T10:00:00Z"));
         assert_eq!(conds[0].last_transition_time, t("2026-11-26T10:00:00Z"));
 
         // Same status, new message and generation: time stays.
-        let ok2 = Cond::new(TOKEN_VALID, Status::True, "TokenVerified", "still ok");
+        let ok2 = Cond::new(
+            ConditionType::TokenValid,
+            Status::True,
+            Reason::TokenVerified,
+            "still ok",
+        );
         set(&mut conds, &ok2, Some(2), &t("2026-11-26T11:00:00Z"));
         assert_eq!(conds[0].last_transition_time, t("2026-11-26T10:00:00Z"));
         assert_eq!(conds[0].message, "still ok");
         assert_eq!(conds[0].observed_generation, Some(2));
 
         // A flip moves it.
-        let bad = Cond::new(TOKEN_VALID, Status::False, "TokenRevoked", "401");
+        let bad = Cond::new(
+            ConditionType::TokenValid,
+            Status::False,
+            Reason::TokenRevoked,
+            "401",
+        );
         set(&mut conds, &bad, Some(2), &t("2026-11-26T12:00:00Z"));
         assert_eq!(conds[0].last_transition_time, t("2026-11-26T12:00:00Z"));
         assert_eq!(conds.len(), 1);
@@ -131,18 +339,53 @@ mod tests {
 
     #[test]
     fn ready_takes_the_first_failing_reason() {
-        let token = Cond::new(TOKEN_VALID, Status::True, "TokenVerified", "");
+        let token = Cond::new(ConditionType::TokenValid, Status::True, Reason::TokenVerified, "");
         let hooks = Cond::new(
-            WEBHOOKS_SYNCED,
+            ConditionType::WebhooksSynced,
             Status::False,
-            "IngressNotFound",
+            Reason::IngressNotFound,
             "ingress oms not found",
         );
         let r = ready(&[&token, &hooks]);
-        assert_eq!((r.status, r.reason.as_str()), (Status::False, "IngressNotFound"));
-        let hooks = Cond::new(WEBHOOKS_SYNCED, Status::True, "InSync", "");
+        assert_eq!((r.status, r.reason), (Status::False, Reason::IngressNotFound));
+        let hooks = Cond::new(ConditionType::WebhooksSynced, Status::True, Reason::InSync, "");
         assert_eq!(ready(&[&token, &hooks]).status, Status::True);
-        let unknown = Cond::new(WEBHOOKS_SYNCED, Status::Unknown, "TokenInvalid", "");
+        let unknown = Cond::new(
+            ConditionType::WebhooksSynced,
+            Status::Unknown,
+            Reason::TokenInvalid,
+            "",
+        );
         assert_eq!(ready(&[&token, &unknown]).status, Status::False);
+    }
+
+    #[test]
+    fn every_reason_parses_back_and_shopify_failures_are_registered() {
+        for r in Reason::ALL {
+            assert_eq!(r.as_str().parse::<Reason>(), Ok(*r));
+        }
+        use shopify_admin::ShopifyError as E;
+        let failures = [
+            E::Unauthorized,
+            E::PaymentRequired,
+            E::Forbidden {
+                message: String::new(),
+            },
+            E::NotFound,
+            E::Locked,
+            E::Throttled {
+                retry_after: std::time::Duration::ZERO,
+            },
+            E::Transient {
+                message: String::new(),
+                outcome_unknown: false,
+            },
+            E::UserErrors(Vec::new()),
+            E::InvalidInput(String::new()),
+            E::Protocol(String::new()),
+        ];
+        for e in failures {
+            assert_eq!(Reason::of_shopify(&e).as_str(), e.reason(), "{e:?}");
+        }
     }
 }

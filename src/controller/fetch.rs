@@ -8,13 +8,15 @@ use kube::{Api, Client};
 
 use super::host::{self, HostError};
 use crate::crd::ShopifyShop;
-use crate::shopify::AccessToken;
+use shopify_admin::AccessToken;
 
-/// Key of the access token in the token Secret.
-pub const ACCESS_TOKEN_KEY: &str = "access-token";
+use super::conditions::Reason;
+use crate::token_store::ACCESS_TOKEN_KEY;
 
 /// Why the token could not be read. Each variant is a condition reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Named as the condition reasons they become.
+#[allow(clippy::enum_variant_names)]
 pub enum TokenError {
     /// The Secret does not exist.
     SecretNotFound(String),
@@ -26,11 +28,11 @@ pub enum TokenError {
 
 impl TokenError {
     /// CamelCase condition reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            TokenError::SecretNotFound(_) => "SecretNotFound",
-            TokenError::SecretKeyMissing(_) => "SecretKeyMissing",
-            TokenError::SecretKeyInvalid(_) => "SecretKeyInvalid",
+            TokenError::SecretNotFound(_) => Reason::SecretNotFound,
+            TokenError::SecretKeyMissing(_) => Reason::SecretKeyMissing,
+            TokenError::SecretKeyInvalid(_) => Reason::SecretKeyInvalid,
         }
     }
 
@@ -146,28 +148,28 @@ mod tests {
         );
         assert_eq!(
             token_from_secret(&secret(None), "s").unwrap_err().reason(),
-            "SecretKeyMissing"
+            Reason::SecretKeyMissing
         );
         assert_eq!(
             token_from_secret(&secret(Some(b"  ")), "s").unwrap_err().reason(),
-            "SecretKeyMissing"
+            Reason::SecretKeyMissing
         );
         assert_eq!(
             token_from_secret(&secret(Some(&[0xff, 0xfe])), "s")
                 .unwrap_err()
                 .reason(),
-            "SecretKeyInvalid"
+            Reason::SecretKeyInvalid
         );
         assert_eq!(
             token_from_secret(&secret(Some(b"a b")), "s")
                 .unwrap_err()
                 .reason(),
-            "SecretKeyInvalid"
+            Reason::SecretKeyInvalid
         );
         let huge = vec![b'a'; 1 << 20];
         assert_eq!(
             token_from_secret(&secret(Some(&huge)), "s").unwrap_err().reason(),
-            "SecretKeyInvalid"
+            Reason::SecretKeyInvalid
         );
     }
 

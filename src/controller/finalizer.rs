@@ -8,8 +8,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::{Context, Error, FINALIZER, Note, fetch, plan};
+use super::{Context, Error, Note, fetch, plan};
 use crate::crd::ShopifyShop;
+use crate::names::FINALIZER;
 
 /// Adds (`present`) or removes the finalizer.
 pub(super) async fn set(ctx: &Context, shop: &ShopifyShop, present: bool) -> Result<(), Error> {
@@ -30,7 +31,8 @@ pub(super) async fn set(ctx: &Context, shop: &ShopifyShop, present: bool) -> Res
         "metadata": {"finalizers": finalizers, "resourceVersion": shop.resource_version()}
     });
     api.patch(&shop.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+        .await
+        .map_err(Error::Finalizer)?;
     Ok(())
 }
 
@@ -65,7 +67,7 @@ pub(super) async fn cleanup(ctx: &Context, shop: &ShopifyShop) -> Result<Action,
         }
         let changes: Vec<_> = owned
             .iter()
-            .map(|s| crate::shopify::Change::Delete {
+            .map(|s| shopify_admin::Change::Delete {
                 id: s.id.clone(),
                 topic: s.topic.clone(),
             })

@@ -10,6 +10,8 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 
+use super::conditions::Reason;
+
 /// Why no host could be had. Each variant is a condition reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostError {
@@ -23,11 +25,11 @@ pub enum HostError {
 
 impl HostError {
     /// CamelCase condition reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            HostError::IngressNotFound(_) => "IngressNotFound",
-            HostError::IngressHostMissing(_) => "IngressHostMissing",
-            HostError::InvalidHost(_) => "InvalidHost",
+            HostError::IngressNotFound(_) => Reason::IngressNotFound,
+            HostError::IngressHostMissing(_) => Reason::IngressHostMissing,
+            HostError::InvalidHost(_) => Reason::InvalidHost,
         }
     }
 
@@ -166,7 +168,11 @@ spec:
             "oms.default.svc",
             "x.local",
         ] {
-            assert_eq!(validate_host(bad).unwrap_err().reason(), "InvalidHost", "{bad}");
+            assert_eq!(
+                validate_host(bad).unwrap_err().reason(),
+                Reason::InvalidHost,
+                "{bad}"
+            );
         }
     }
 }

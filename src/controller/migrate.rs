@@ -18,13 +18,14 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
 
-use super::token_store::{
+use super::conditions::Reason;
+use super::{Context, Note};
+use crate::crd::ShopifyShop;
+use crate::token_store::{
     ACCESS_TOKEN_KEY, EXPIRES_AT_KEY, MIGRATED_FROM_KEY, REFRESH_TOKEN_KEY, put_grant, shop_app_credentials,
     text,
 };
-use super::{Context, Note};
-use crate::crd::ShopifyShop;
-use crate::shopify::AccessToken;
+use shopify_admin::AccessToken;
 
 /// What a migration pass did.
 #[derive(Debug, Clone, Default)]
@@ -32,7 +33,7 @@ pub struct Migration {
     /// The Secret as stored after the exchange.
     pub updated: Option<Secret>,
     /// A TokenValid reason and message, when migration can't go ahead.
-    pub warning: Option<(&'static str, String)>,
+    pub warning: Option<(Reason, String)>,
     /// Events.
     pub notes: Vec<Note>,
 }
@@ -45,7 +46,7 @@ impl Migration {
             "MigrateToken",
             msg.clone(),
         ));
-        self.warning = Some(("TokenMigrationFailed", msg));
+        self.warning = Some((Reason::TokenMigrationFailed, msg));
     }
 }
 
@@ -66,7 +67,7 @@ pub async fn run(ctx: &Context, shop: &ShopifyShop, secret: &Secret) -> Result<M
     let ns = shop.namespace().unwrap_or_default();
     let Some(app) = shop_app_credentials(&ctx.client, shop).await? else {
         out.warning = Some((
-            "AppCredentialsMissing",
+            Reason::AppCredentialsMissing,
             "spec.token.migrateToExpiring needs spec.app.secretRef (client-id, client-secret)".into(),
         ));
         return Ok(out);

@@ -18,7 +18,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::shopify::{Change, Format, Subscription, webhook_address};
+pub use crate::crd::TopicState;
+use shopify_admin::{Change, Format, Subscription, webhook_address};
 
 /// What the spec asks for, resolved (host known, defaults applied).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,34 +52,6 @@ pub struct Extra {
     pub path_template: String,
 }
 
-/// Where one desired topic stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TopicState {
-    /// A subscription with the right address and format exists.
-    InSync,
-    /// No subscription of ours for the topic.
-    Missing,
-    /// Ours, but at another host (or path variant).
-    WrongAddress,
-    /// Right address, wrong format.
-    WrongFormat,
-    /// The token lacks the scope the topic needs.
-    MissingScope,
-}
-
-impl TopicState {
-    /// The name written into `status.webhooks[].state`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TopicState::InSync => "InSync",
-            TopicState::Missing => "Missing",
-            TopicState::WrongAddress => "WrongAddress",
-            TopicState::WrongFormat => "WrongFormat",
-            TopicState::MissingScope => "MissingScope",
-        }
-    }
-}
-
 /// The plan for one desired topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicPlan {
@@ -107,7 +80,8 @@ pub struct Plan {
 
 impl Plan {
     /// Desired topics already in sync.
-    pub fn in_sync(&self) -> usize {
+    #[cfg(test)]
+    fn in_sync(&self) -> usize {
         self.topics
             .iter()
             .filter(|t| t.state == TopicState::InSync)
@@ -280,7 +254,7 @@ mod tests {
         Subscription {
             id: format!("gid://shopify/WebhookSubscription/{id}"),
             topic: topic.into(),
-            topic_enum: crate::shopify::rest_to_enum(topic),
+            topic_enum: shopify_admin::rest_to_enum(topic),
             address: address.into(),
             format: Format::Json,
             include_fields: vec![],

@@ -18,12 +18,13 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
 
+use super::conditions::Reason;
 use super::{Context, Note};
 use crate::crd::ShopifyShop;
-use crate::shopify::RefreshToken;
+use shopify_admin::RefreshToken;
 
-pub use super::token_store::{EXPIRES_AT_KEY, REFRESH_EXPIRES_AT_KEY, REFRESH_TOKEN_KEY};
-use super::token_store::{put_grant, text};
+pub use crate::token_store::{EXPIRES_AT_KEY, REFRESH_EXPIRES_AT_KEY, REFRESH_TOKEN_KEY};
+use crate::token_store::{put_grant, text};
 
 /// Warn this long before the refresh token itself expires (a merchant must
 /// reinstall after that).
@@ -35,7 +36,7 @@ pub struct Refresh {
     /// When the access token in the Secret expires now.
     pub expires_at: Option<Timestamp>,
     /// A warning to surface as the TokenValid reason (CamelCase, message).
-    pub warning: Option<(&'static str, String)>,
+    pub warning: Option<(Reason, String)>,
     /// Events.
     pub notes: Vec<Note>,
     /// The Secret as stored after a refresh (the token to use from now on).
@@ -51,7 +52,7 @@ impl Refresh {
             "RefreshToken",
             msg.clone(),
         ));
-        self.warning = Some(("TokenRefreshFailed", msg));
+        self.warning = Some((Reason::TokenRefreshFailed, msg));
     }
 }
 
@@ -77,7 +78,7 @@ pub async fn run(
         && rt_expiry.duration_since(now) < REFRESH_TOKEN_WARNING
     {
         out.warning = Some((
-            "RefreshTokenExpiring",
+            Reason::RefreshTokenExpiring,
             format!(
                 "the refresh token expires at {rt_expiry}; the merchant must reinstall the app before then"
             ),
@@ -89,14 +90,14 @@ pub async fn run(
     }
     let Some(refresh_token) = text(secret, REFRESH_TOKEN_KEY) else {
         out.warning = Some((
-            "RefreshTokenMissing",
+            Reason::RefreshTokenMissing,
             format!("Secret {name} has {EXPIRES_AT_KEY} but no {REFRESH_TOKEN_KEY}"),
         ));
         return Ok(out);
     };
-    let Some(app) = super::token_store::shop_app_credentials(&ctx.client, shop).await? else {
+    let Some(app) = crate::token_store::shop_app_credentials(&ctx.client, shop).await? else {
         out.warning = Some((
-            "AppCredentialsMissing",
+            Reason::AppCredentialsMissing,
             "the token expires but spec.app.secretRef (client-id, client-secret) is not set or incomplete"
                 .into(),
         ));

@@ -10,10 +10,10 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
-use super::conditions::{self, Cond, Status};
-use super::{Context, Error, Note, TOKEN_VALID, fetch, migrate, refresh, uninstalled, webhooks};
+use super::conditions::{self, Cond, ConditionType, Reason, Status};
+use super::{Context, Error, Note, fetch, migrate, refresh, uninstalled, webhooks};
 use crate::crd::ShopifyShop;
-use crate::shopify::AccessToken;
+use shopify_admin::AccessToken;
 
 /// What the token step found before the webhooks step.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub struct TokenStep {
     /// When the access token expires (expiring tokens).
     pub expires_at: Option<Timestamp>,
     /// A TokenValid reason and message for a token that works for now.
-    warning: Option<(&'static str, String)>,
+    warning: Option<(Reason, String)>,
     /// Events so far.
     pub notes: Vec<Note>,
 }
@@ -34,7 +34,9 @@ pub struct TokenStep {
 /// `--allowed-shops` (otherwise nothing is sent to Shopify).
 pub async fn prepare(ctx: &Context, shop: &ShopifyShop, allowed: bool) -> Result<TokenStep, Error> {
     let mut step = TokenStep {
-        secret: fetch::token_secret(&ctx.client, shop).await?,
+        secret: fetch::token_secret(&ctx.client, shop)
+            .await
+            .map_err(Error::TokenSecret)?,
         marker: uninstalled::Marker::None,
         expires_at: None,
         warning: None,
@@ -50,9 +52,13 @@ pub async fn prepare(ctx: &Context, shop: &ShopifyShop, allowed: bool) -> Result
     let Some(current) = step.secret.clone() else {
         return Ok(step);
     };
-    let mut migration = migrate::run(ctx, shop, &current).await?;
+    let mut migration = migrate::run(ctx, shop, &current)
+        .await
+        .map_err(Error::TokenSecret)?;
     let current = migration.updated.take().unwrap_or(current);
-    let mut refreshed = refresh::run(ctx, shop, &current, ctx.settings.refresh_ahead).await?;
+    let mut refreshed = refresh::run(ctx, shop, &current, ctx.settings.refresh_ahead)
+        .await
+        .map_err(Error::TokenSecret)?;
     step.secret = Some(refreshed.updated.take().unwrap_or(current));
     step.expires_at = refreshed.expires_at;
     step.warning = migration.warning.or(refreshed.warning);
@@ -87,23 +93,27 @@ impl TokenStep {
             let known = shop
                 .status
                 .as_ref()
-                .and_then(|s| conditions::reason_of(&s.conditions, TOKEN_VALID))
-                == Some(reason);
-            let noted = self.notes.iter().any(|n| n.reason == reason);
+                .and_then(|s| conditions::reason_of(&s.conditions, ConditionType::TokenValid))
+                == Some(reason.as_str());
+            let noted = self.notes.iter().any(|n| n.reason == reason.as_str());
             if !known && !noted {
                 self.notes.push(Note::new(
                     EventType::Warning,
-                    reason,
+                    reason.as_str(),
                     "CheckToken",
                     message.clone(),
                 ));
             }
-            outcome.token = Cond::new(TOKEN_VALID, Status::True, reason, message);
+            outcome.token = Cond::new(ConditionType::TokenValid, Status::True, reason, message);
         }
         if outcome.token.status == Status::True
             && let Some(current) = &self.secret
         {
-            self.notes.extend(migrate::finish(ctx, shop, current).await?);
+            self.notes.extend(
+                migrate::finish(ctx, shop, current)
+                    .await
+                    .map_err(Error::TokenSecret)?,
+            );
         }
         outcome.notes.append(&mut self.notes);
         Ok(())

@@ -9,12 +9,13 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 
-use super::conditions::{self, Cond, Status};
-use super::{Context, Error, FIELD_MANAGER, Note, TOKEN_VALID, WEBHOOKS_SYNCED, webhooks};
+use super::conditions::{self, Cond, ConditionType, Reason, Status};
+use super::{Context, Error, Note, webhooks};
 use crate::crd::ShopifyShop;
+use crate::names::FIELD_MANAGER;
 
 /// Condition reason (TokenValid, Ready) while uninstalled.
-pub const REASON: &str = "AppUninstalled";
+pub const REASON: Reason = Reason::AppUninstalled;
 
 /// What the record says about this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,18 +54,23 @@ pub fn outcome(shop: &ShopifyShop) -> webhooks::Outcome {
         shop.spec.token.secret_ref.name
     );
     let mut out = webhooks::Outcome::new(
-        Cond::new(TOKEN_VALID, Status::False, REASON, msg.clone()),
-        Cond::new(WEBHOOKS_SYNCED, Status::Unknown, REASON, msg.clone()),
+        Cond::new(ConditionType::TokenValid, Status::False, REASON, msg.clone()),
+        Cond::new(
+            ConditionType::WebhooksSynced,
+            Status::Unknown,
+            REASON,
+            msg.clone(),
+        ),
         shop,
     );
     let known = shop
         .status
         .as_ref()
-        .and_then(|s| conditions::reason_of(&s.conditions, TOKEN_VALID))
-        == Some(REASON);
+        .and_then(|s| conditions::reason_of(&s.conditions, ConditionType::TokenValid))
+        == Some(REASON.as_str());
     if !known {
         out.notes
-            .push(Note::new(EventType::Warning, REASON, "Uninstall", msg));
+            .push(Note::new(EventType::Warning, REASON.as_str(), "Uninstall", msg));
     }
     out
 }
@@ -82,7 +88,8 @@ pub async fn clear(ctx: &Context, shop: &ShopifyShop) -> Result<Note, Error> {
         },
         &Patch::Merge(&patch),
     )
-    .await?;
+    .await
+    .map_err(Error::StatusWrite)?;
     ctx.metrics.status_writes.inc();
     Ok(Note::new(
         EventType::Normal,

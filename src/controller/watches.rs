@@ -15,7 +15,8 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
-use super::{CONDITION_TYPES, Context, error_policy, reconcile, sync};
+use super::conditions::ConditionType;
+use super::{Context, error_policy, reconcile, sync};
 use crate::crd::ShopifyShop;
 
 /// A hash of what a reconcile acts on: spec (via generation), annotations
@@ -88,7 +89,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 gone.forget_shop(
                     shop.namespace().as_deref().unwrap_or_default(),
                     &shop.name_any(),
-                    &CONDITION_TYPES,
+                    &ConditionType::ALL.map(ConditionType::as_str),
                 );
             }
             _ => {}
@@ -137,7 +138,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             },
         )
         .owns_stream(
-            watcher(jobs, watcher::Config::default().labels(sync::job::SHOP_LABEL))
+            watcher(jobs, watcher::Config::default().labels(sync::SHOP_LABEL))
                 .backoff(watch_backoff())
                 .touched_objects(),
         )

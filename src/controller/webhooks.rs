@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use kube::runtime::events::EventType;
 
-use super::conditions::{Cond, Status, TOKEN_VALID, WEBHOOKS_SYNCED};
+use super::conditions::{Cond, ConditionType, Reason, Status};
 use super::host::HostError;
 use super::plan::{self, Desired, Extra, Plan, TopicState};
-use super::{Context, Note, Settings, scopes};
+use super::{Context, Note, Settings};
 use crate::crd::{ManagementPolicy, ShopifyShop, WebhookFormat, WebhookStatus};
-use crate::shopify::{AccessToken, Change, ChangeResult, Format, ShopifyError, TokenInfo};
+use shopify_admin::scope as scopes;
+use shopify_admin::{AccessToken, Change, ChangeResult, Format, ShopifyError, TokenInfo};
 
 /// What the webhooks step found and did.
 #[derive(Debug, Clone)]
@@ -73,23 +74,38 @@ fn classify(e: &ShopifyError, what: &str) -> (Option<Cond>, Cond, Option<Duratio
         | ShopifyError::Locked
         | ShopifyError::NotFound
         | ShopifyError::Forbidden { .. } => (
-            Some(Cond::new(TOKEN_VALID, Status::False, e.reason(), msg)),
+            Some(Cond::new(
+                ConditionType::TokenValid,
+                Status::False,
+                Reason::of_shopify(e),
+                msg,
+            )),
             Cond::new(
-                WEBHOOKS_SYNCED,
+                ConditionType::WebhooksSynced,
                 Status::Unknown,
-                "TokenInvalid",
+                Reason::TokenInvalid,
                 "no valid token to check subscriptions with",
             ),
             None,
         ),
         ShopifyError::Throttled { retry_after } => (
             None,
-            Cond::new(WEBHOOKS_SYNCED, Status::False, e.reason(), msg),
+            Cond::new(
+                ConditionType::WebhooksSynced,
+                Status::False,
+                Reason::of_shopify(e),
+                msg,
+            ),
             Some(*retry_after),
         ),
         _ => (
             None,
-            Cond::new(WEBHOOKS_SYNCED, Status::False, e.reason(), msg),
+            Cond::new(
+                ConditionType::WebhooksSynced,
+                Status::False,
+                Reason::of_shopify(e),
+                msg,
+            ),
             Some(Duration::from_secs(5)),
         ),
     }
@@ -128,8 +144,14 @@ pub async fn reconcile(
             Err(e) => {
                 ctx.metrics.shopify("token_info", e.reason(), 1, Duration::ZERO);
                 let (token_cond, hooks, retry) = classify(&e, "checking the token");
-                let token_cond = token_cond
-                    .unwrap_or_else(|| Cond::new(TOKEN_VALID, Status::Unknown, e.reason(), format!("{e}")));
+                let token_cond = token_cond.unwrap_or_else(|| {
+                    Cond::new(
+                        ConditionType::TokenValid,
+                        Status::Unknown,
+                        Reason::of_shopify(&e),
+                        format!("{e}"),
+                    )
+                });
                 let mut out = Outcome::new(token_cond, hooks, shop);
                 out.retry_in = retry;
                 out.failed = retry.is_some();
@@ -141,15 +163,15 @@ pub async fn reconcile(
         ctx.token_checks.forget(&uid);
         return Outcome::new(
             Cond::new(
-                TOKEN_VALID,
+                ConditionType::TokenValid,
                 Status::False,
-                "TokenShopMismatch",
+                Reason::TokenShopMismatch,
                 format!("the token belongs to {}, not {domain}", info.myshopify_domain),
             ),
             Cond::new(
-                WEBHOOKS_SYNCED,
+                ConditionType::WebhooksSynced,
                 Status::Unknown,
-                "TokenInvalid",
+                Reason::TokenInvalid,
                 "no valid token for this shop",
             ),
             shop,
@@ -161,9 +183,9 @@ pub async fn reconcile(
         let mut out = Outcome::new(
             token_ok,
             Cond::new(
-                WEBHOOKS_SYNCED,
+                ConditionType::WebhooksSynced,
                 Status::True,
-                "NotConfigured",
+                Reason::NotConfigured,
                 "spec.webhooks is not set; subscriptions are left alone",
             ),
             shop,
@@ -199,7 +221,12 @@ pub async fn reconcile(
         Some(Err(e)) => {
             let mut out = Outcome::new(
                 token_ok,
-                Cond::new(WEBHOOKS_SYNCED, Status::False, e.reason(), e.message()),
+                Cond::new(
+                    ConditionType::WebhooksSynced,
+                    Status::False,
+                    e.reason(),
+                    e.message(),
+                ),
                 shop,
             );
             out.served_version = served;
@@ -222,7 +249,7 @@ pub async fn reconcile(
     let plan = plan::plan(&desired, &listing.subscriptions);
     let mut out = Outcome::new(
         token_ok,
-        Cond::new(WEBHOOKS_SYNCED, Status::True, "InSync", ""),
+        Cond::new(ConditionType::WebhooksSynced, Status::True, Reason::InSync, ""),
         shop,
     );
     out.served_version = served;
@@ -230,11 +257,8 @@ pub async fn reconcile(
 
     // 5. Apply, or only report under Observe.
     let observe = shop.spec.management_policy_or_default() == ManagementPolicy::Observe;
-    let mut states: Vec<(Option<String>, &'static str)> = plan
-        .topics
-        .iter()
-        .map(|t| (t.id.clone(), t.state.as_str()))
-        .collect();
+    let mut states: Vec<(Option<String>, TopicState)> =
+        plan.topics.iter().map(|t| (t.id.clone(), t.state)).collect();
     let mut failures: Vec<String> = Vec::new();
     if !plan.changes.is_empty() && !observe {
         match ctx
@@ -273,13 +297,13 @@ pub async fn reconcile(
                 topic: t.topic.clone(),
                 address: t.address.clone(),
                 id: id.clone(),
-                state: state.to_string(),
+                state: *state,
             })
             .collect(),
     );
 
     // 6. WebhooksSynced.
-    if out.webhooks.reason == "InSync" {
+    if out.webhooks.reason == Reason::InSync {
         out.webhooks = synced_condition(&plan, observe, &missing, &failures, plan.topics.len());
     }
     out
@@ -292,9 +316,9 @@ pub async fn reconcile(
 pub fn extra_subscriptions(settings: &Settings, shop: &ShopifyShop) -> Vec<Extra> {
     match (&settings.uninstall_host, &shop.spec.app, &shop.spec.webhooks) {
         (Some(host), Some(_), Some(_)) => vec![Extra {
-            topic: crate::public::uninstall::TOPIC.to_string(),
+            topic: crate::names::UNINSTALLED_TOPIC.to_string(),
             host: host.clone(),
-            path_template: crate::public::WEBHOOKS_PATH_TEMPLATE.to_string(),
+            path_template: crate::names::WEBHOOKS_PATH_TEMPLATE.to_string(),
         }],
         _ => Vec::new(),
     }
@@ -302,9 +326,9 @@ pub fn extra_subscriptions(settings: &Settings, shop: &ShopifyShop) -> Vec<Extra
 
 fn token_valid(info: &TokenInfo) -> Cond {
     Cond::new(
-        TOKEN_VALID,
+        ConditionType::TokenValid,
         Status::True,
-        "TokenVerified",
+        Reason::TokenVerified,
         format!(
             "token accepted by {} ({} scopes)",
             info.shop_name,
@@ -322,18 +346,18 @@ fn synced_condition(
 ) -> Cond {
     if !failures.is_empty() {
         return Cond::new(
-            WEBHOOKS_SYNCED,
+            ConditionType::WebhooksSynced,
             Status::False,
-            "ShopifyUserError",
+            Reason::ShopifyUserError,
             failures.join("; "),
         );
     }
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(|(t, s)| format!("{t} needs {s}")).collect();
         return Cond::new(
-            WEBHOOKS_SYNCED,
+            ConditionType::WebhooksSynced,
             Status::False,
-            "MissingScopes",
+            Reason::MissingScopes,
             format!("the token lacks scopes: {}", list.join(", ")),
         );
     }
@@ -348,9 +372,9 @@ fn synced_condition(
             })
             .collect();
         return Cond::new(
-            WEBHOOKS_SYNCED,
+            ConditionType::WebhooksSynced,
             Status::False,
-            "DriftDetected",
+            Reason::DriftDetected,
             format!("Observe: Manage would {}", drift.join(", ")),
         );
     }
@@ -367,7 +391,7 @@ fn synced_condition(
             plan.unmanaged.len()
         ));
     }
-    Cond::new(WEBHOOKS_SYNCED, Status::True, "InSync", msg)
+    Cond::new(ConditionType::WebhooksSynced, Status::True, Reason::InSync, msg)
 }
 
 /// Maps each change's result back to its topic: new ids and states,
@@ -377,7 +401,7 @@ fn record_results(
     shop: &ShopifyShop,
     plan: &Plan,
     results: &[ChangeResult],
-    states: &mut [(Option<String>, &'static str)],
+    states: &mut [(Option<String>, TopicState)],
     failures: &mut Vec<String>,
     out: &mut Outcome,
 ) {
@@ -396,13 +420,13 @@ fn record_results(
         match (change, result) {
             (Change::Create { topic, .. }, ChangeResult::Created(s)) => {
                 if let Some(i) = idx {
-                    states[i] = (Some(s.id.clone()), TopicState::InSync.as_str());
+                    states[i] = (Some(s.id.clone()), TopicState::InSync);
                 }
                 created.push(topic.clone());
             }
             (Change::Update { topic, .. }, ChangeResult::Updated(_)) => {
                 if let Some(i) = idx {
-                    states[i].1 = TopicState::InSync.as_str();
+                    states[i].1 = TopicState::InSync;
                 }
                 updated.push(topic.clone());
             }
@@ -413,7 +437,7 @@ fn record_results(
                 let msgs: Vec<&str> = user_errors.iter().map(|e| e.message.as_str()).collect();
                 failures.push(format!("{}: {}", change.topic(), msgs.join(", ")));
                 if let (Some(i), Change::Create { .. } | Change::Update { .. }) = (idx, change) {
-                    states[i].1 = "Failed";
+                    states[i].1 = TopicState::Failed;
                 }
             }
             (c, r) => failures.push(format!("{}: unexpected result {r:?}", c.topic())),
@@ -472,7 +496,7 @@ fn is_external_drift(shop: &ShopifyShop, plan: &Plan) -> bool {
         status.webhooks.iter().any(|w| {
             w.topic == c.topic()
                 && wanted_at.is_none_or(|a| *a == w.address)
-                && w.state == TopicState::InSync.as_str()
+                && w.state == TopicState::InSync
                 && plan
                     .topics
                     .iter()

@@ -18,7 +18,7 @@ use super::manifest::{self, MANAGER, Template};
 use super::report::{Action, Outcome};
 use super::rows::ShopRow;
 use crate::crd::ShopifyShop;
-use crate::shopify::AccessToken;
+use shopify_admin::AccessToken;
 
 /// Applies shops into one namespace.
 pub struct Applier {

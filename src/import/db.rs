@@ -9,7 +9,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Opts, OptsBuilder, SslOpts};
 
 use super::rows::RawRow;
-use crate::shopify::AccessToken;
+use shopify_admin::AccessToken;
 
 /// A `mysql://` URL as given on the command line. Its `Debug` shows the URL
 /// with the password replaced, so `{:?}` of the flags is safe to print.

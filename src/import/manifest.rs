@@ -165,7 +165,7 @@ pub fn create_output_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shopify::AccessToken;
+    use shopify_admin::AccessToken;
 
     fn row(name: &str, token: &str) -> ShopRow {
         ShopRow {

@@ -3,17 +3,17 @@
 //! ShopifyShop — as YAML on stdout, as one file per shop, or applied to the
 //! cluster. Talks to the database and, with `--apply`, to the apiserver.
 //!
-//! Tokens stay in [`AccessToken`](crate::shopify::AccessToken) from the
+//! Tokens stay in [`AccessToken`](shopify_admin::AccessToken) from the
 //! moment they are read; they leave the process only inside the manifests
 //! (stdout, `--output-dir` files) and the Secrets applied. Reports, errors
 //! and the summary name shops, never tokens, and the database password is
 //! redacted from every message.
 
-pub mod apply;
-pub mod db;
-pub mod manifest;
+mod apply;
+mod db;
+mod manifest;
 pub mod report;
-pub mod rows;
+mod rows;
 
 use std::io::Write;
 use std::path::PathBuf;

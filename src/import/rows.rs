@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::shopify::{AccessToken, is_valid_shop_domain};
+use shopify_admin::{AccessToken, is_valid_shop_domain};
 
 /// Suffix of the Secret that holds a shop's token: `{name}-shopify-token`.
 pub const SECRET_SUFFIX: &str = "-shopify-token";

@@ -7,9 +7,9 @@
 //! Reads ShopifyShops and Secrets, writes token Secrets and ShopifyShop
 //! status through the apiserver, and calls Shopify's token endpoint.
 
-pub mod oauth;
+mod oauth;
 pub mod state;
-pub mod uninstall;
+mod uninstall;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,16 +21,11 @@ use axum::routing::{get, post};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use crate::controller::shop_allowed;
-use crate::controller::token_store::{self, AppCredentials};
+use crate::allow_list::shop_allowed;
 use crate::crd::ShopifyShop;
-use crate::shopify::ShopifyClient;
-
-/// Path template of the operator's webhook endpoints (as a ShopifyShop's
-/// `pathTemplate`: `{topic}` is the REST topic with `/` replaced by `_`).
-pub const WEBHOOKS_PATH_TEMPLATE: &str = "/shopify/webhooks/{topic}";
-/// Path of the `app/uninstalled` webhook endpoint: the template's.
-pub const UNINSTALLED_PATH: &str = "/shopify/webhooks/app_uninstalled";
+use crate::names::UNINSTALLED_PATH;
+use crate::token_store::{self, AppCredentials};
+use shopify_admin::ShopifyClient;
 
 /// Settings of the public endpoints.
 #[derive(Debug, Clone)]
@@ -196,8 +191,14 @@ pub(crate) fn unix_now() -> u64 {
 mod tests {
     #[test]
     fn the_uninstall_path_is_the_templates() {
-        let address =
-            crate::shopify::webhook_address("h.example", super::WEBHOOKS_PATH_TEMPLATE, "app/uninstalled");
-        assert_eq!(address, format!("https://h.example{}", super::UNINSTALLED_PATH));
+        let address = shopify_admin::webhook_address(
+            "h.example",
+            crate::names::WEBHOOKS_PATH_TEMPLATE,
+            "app/uninstalled",
+        );
+        assert_eq!(
+            address,
+            format!("https://h.example{}", crate::names::UNINSTALLED_PATH)
+        );
     }
 }

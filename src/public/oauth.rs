@@ -19,10 +19,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{Public, Refusal, Target, refuse, state, unix_now};
-use crate::controller::scopes::required_scope;
-use crate::controller::shop_allowed;
-use crate::controller::token_store;
-use crate::shopify::{is_valid_shop_domain, verify_oauth_query};
+use crate::allow_list::shop_allowed;
+use crate::token_store;
+use shopify_admin::required_scope;
+use shopify_admin::{is_valid_shop_domain, verify_oauth_query};
 
 /// Accepted clock skew for a callback `timestamp` from the future.
 const FUTURE_SKEW_SECS: u64 = 60;

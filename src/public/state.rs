@@ -11,9 +11,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::shopify::ClientSecret;
-use crate::shopify::hmac::sign_hex;
-use crate::shopify::token::constant_time_eq;
+use shopify_admin::ClientSecret;
+use shopify_admin::constant_time_eq;
+use shopify_admin::hmac::sign_hex;
 
 /// Why a state was refused; each is answered 403.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,12 +20,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
 use super::{Public, refuse};
-use crate::controller::FIELD_MANAGER;
 use crate::crd::ShopifyShop;
-use crate::shopify::{is_valid_shop_domain, verify_webhook};
-
-/// The topic this endpoint handles.
-pub const TOPIC: &str = "app/uninstalled";
+use crate::names::{FIELD_MANAGER, UNINSTALLED_TOPIC as TOPIC};
+use shopify_admin::{is_valid_shop_domain, verify_webhook};
 
 /// A header by its `X-Shopify-*` name or the newer lower-case `shopify-*`.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -118,7 +115,7 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
     }
     let mut verified = Vec::new();
     for s in shops {
-        let creds = match crate::controller::token_store::shop_app_credentials(&public.client, &s).await {
+        let creds = match crate::token_store::shop_app_credentials(&public.client, &s).await {
             Ok(c) => c,
             Err(e) => {
                 return refuse(

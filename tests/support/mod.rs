@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::CustomResourceExt;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use shopify_operator::crd::ShopifyShop;
-use shopify_operator::sim::{self, Fixture, Sim, SimConfig};
-use shopify_operator::testenv::{self, ControlPlane, Supervised};
+use shopify_sim::{self as sim, Fixture, Sim, SimConfig};
+use testenv::{ControlPlane, Supervised};
 
 /// Waits until `check` returns `Some`, polling, up to `deadline`.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
@@ -77,7 +78,12 @@ impl Env {
     /// Control plane + namespace + simulator; the operator is started by
     /// [`Env::start_operator`].
     pub async fn new(prefix: &str, fixture: Fixture) -> Env {
-        Self::with_control_plane(testenv::shared().await, prefix, fixture).await
+        Self::with_control_plane(
+            testenv::shared(|| vec![ShopifyShop::crd()]).await,
+            prefix,
+            fixture,
+        )
+        .await
     }
 
     /// Like [`Env::new`] on a control plane of the test's own.

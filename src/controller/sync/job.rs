@@ -10,7 +10,7 @@ use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::controller::fetch::ACCESS_TOKEN_KEY;
+use crate::token_store::ACCESS_TOKEN_KEY;
 
 /// Label: the ShopifyShop's name.
 pub const SHOP_LABEL: &str = "shopify-operator.dev/shop";

@@ -16,11 +16,14 @@
 //! * [`response`] — raw HTTP responses into data or errors.
 //! * [`bucket`] — query cost and leaky-bucket arithmetic.
 //! * [`topic`] — topic names REST ⇄ enum, webhook addresses.
+//! * [`scope`] — the access scope a topic needs.
 //! * [`token`] — secret newtypes that never print.
 //! * [`hmac`] — OAuth query and webhook body signatures.
 //! * [`types`] — subscriptions, changes, results, metadata.
 //!
 //! Facts this follows are in `shared/shopify-api.md`.
+
+#![forbid(unsafe_code)]
 
 pub mod bucket;
 pub mod client;
@@ -32,6 +35,7 @@ pub mod hmac;
 pub mod oauth;
 pub mod parse;
 pub mod response;
+pub mod scope;
 pub mod token;
 pub mod topic;
 pub mod types;
@@ -42,7 +46,8 @@ pub use error::{ShopifyError, UserError};
 pub use graphql::ApiVersion;
 pub use hmac::{SecretUsed, verify_oauth_query, verify_webhook};
 pub use oauth::TokenGrant;
-pub use token::{AccessToken, ClientSecret, RefreshToken};
+pub use scope::required_scope;
+pub use token::{AccessToken, ClientSecret, RefreshToken, constant_time_eq};
 pub use topic::{enum_to_rest, rest_to_enum, topic_path_segment, webhook_address};
 pub use types::{
     Change, ChangeResult, Format, Listing, ResponseMeta, ServedVersion, Subscription, TokenInfo,

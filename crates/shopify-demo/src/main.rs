@@ -4,6 +4,7 @@
 //! no-op, then changes the Ingress host and shows every subscription follow.
 //! Local only (loopback).
 
+use kube::CustomResourceExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +12,11 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams};
+use shopify_admin::{ClientConfig, ShopifyClient};
 use shopify_operator::controller::{self, Context, Settings};
 use shopify_operator::crd::ShopifyShop;
-use shopify_operator::shopify::{ClientConfig, ShopifyClient};
-use shopify_operator::sim::{self, Fixture, SimConfig};
-use shopify_operator::testenv::{self, ControlPlane, Options};
+use shopify_sim::{self as sim, Fixture, SimConfig};
+use testenv::{ControlPlane, Options};
 
 /// Runs the demo.
 #[derive(Parser, Debug)]
@@ -97,6 +98,7 @@ async fn main() -> Result<(), BoxError> {
     let t = Instant::now();
     let cp = ControlPlane::start(Options {
         controller_manager: true,
+        crds: vec![ShopifyShop::crd()],
     })
     .await?;
     println!("    ready in {:.1}s at {}", t.elapsed().as_secs_f64(), cp.server);

@@ -16,9 +16,10 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
 use crate::crd::ShopifyShop;
-use crate::shopify::{ClientSecret, TokenGrant};
+use shopify_admin::{ClientSecret, TokenGrant};
 
-pub use super::fetch::ACCESS_TOKEN_KEY;
+/// Secret key of the access token.
+pub const ACCESS_TOKEN_KEY: &str = "access-token";
 /// Secret key of the refresh token.
 pub const REFRESH_TOKEN_KEY: &str = "refresh-token";
 /// Secret key of the access token's expiry (RFC 3339).

@@ -43,7 +43,7 @@ impl Authority {
     }
 
     /// Writes `ca.crt`, `serving.crt` and `serving.key` for the given names.
-    pub fn write_serving(&self, dir: &Path, names: &[String]) -> Result<(), crate::testenv::TestEnvError> {
+    pub fn write_serving(&self, dir: &Path, names: &[String]) -> Result<(), crate::TestEnvError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.to_vec())?;
         params.distinguished_name = dn("kube-apiserver", &[]);
@@ -57,7 +57,7 @@ impl Authority {
 
     /// Writes `sa.key` and `sa.pub`, the ServiceAccount token signing key
     /// (ECDSA P-256) and its public half.
-    pub fn write_service_account_key(&self, dir: &Path) -> Result<(), crate::testenv::TestEnvError> {
+    pub fn write_service_account_key(&self, dir: &Path) -> Result<(), crate::TestEnvError> {
         let key = KeyPair::generate()?;
         std::fs::write(dir.join("sa.key"), key.serialize_pem())?;
         std::fs::write(dir.join("sa.pub"), key.public_key_pem())?;
@@ -80,7 +80,7 @@ impl Authority {
         server: &str,
         user: &str,
         groups: &[&str],
-    ) -> Result<String, crate::testenv::TestEnvError> {
+    ) -> Result<String, crate::TestEnvError> {
         let (cert, key) = self.client_cert(user, groups)?;
         let user_entry = format!(
             "    client-certificate-data: {}\n    client-key-data: {}\n",

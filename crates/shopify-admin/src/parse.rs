@@ -261,9 +261,9 @@ pub fn parse_apply(ok: &GraphqlOk, changes: &[Change]) -> Result<Vec<ChangeResul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shopify::error::UserError;
-    use crate::shopify::response::GraphqlError;
-    use crate::shopify::types::Format;
+    use crate::error::UserError;
+    use crate::response::GraphqlError;
+    use crate::types::Format;
     use serde_json::json;
 
     #[test]

@@ -6,11 +6,11 @@
 
 use std::time::{Duration, Instant};
 
-use shopify_operator::shopify::{
+use shopify_admin::{
     AccessToken, Change, ChangeResult, ClientConfig, ClientSecret, Format, ShopifyClient, ShopifyError,
 };
-use shopify_operator::sim::{
-    self, AppFixture, Fault, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture,
+use shopify_sim::{
+    self as sim, AppFixture, Fault, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture,
 };
 
 const A: &str = "alpha.myshopify.com";
@@ -619,7 +619,7 @@ async fn fall_forward_across_the_uri_change_rebuilds_the_document() {
 
 #[test]
 fn client_topic_table_covers_the_simulated_topics() {
-    use shopify_operator::shopify::{enum_to_rest, rest_to_enum};
+    use shopify_admin::{enum_to_rest, rest_to_enum};
     for t in sim::topics::TOPICS {
         assert_eq!(enum_to_rest(&rest_to_enum(t)).as_deref(), Some(*t));
     }

@@ -4,8 +4,8 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use shopify_operator::sim::{
-    self, AppFixture, Fault, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture,
+use shopify_sim::{
+    self as sim, AppFixture, Fault, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture,
 };
 use std::time::{Duration, Instant};
 
@@ -1009,7 +1009,7 @@ async fn the_authorize_page_redirects_with_a_signed_callback_and_a_single_use_co
         assert!(params.contains_key(k), "{k}");
     }
     // Signed with the oldest unrevoked secret: the previous one.
-    use shopify_operator::shopify::{ClientSecret, SecretUsed, verify_oauth_query};
+    use shopify_admin::{ClientSecret, SecretUsed, verify_oauth_query};
     assert_eq!(
         verify_oauth_query(
             query,
@@ -1031,7 +1031,7 @@ async fn the_authorize_page_redirects_with_a_signed_callback_and_a_single_use_co
 
 #[tokio::test]
 async fn seed_fixture_loads_three_shops_with_the_rails_webhooks() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim-seed.yaml");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/sim-seed.yaml");
     let seed = Fixture::from_file(path).expect("seed parses");
     assert_eq!(seed.shops.len(), 3);
     let sim = sim::start(SimConfig {

@@ -48,6 +48,9 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnRequest>> {
 
 /// Starts `cmd` so that it dies with this process, its output appended to
 /// `log`.
+// The one place unsafe code is allowed in the workspace: pre_exec is the only
+// way to set PR_SET_PDEATHSIG in the child before exec.
+#[allow(unsafe_code)]
 pub fn spawn_supervised(name: &str, cmd: &mut Command, log: &Path) -> std::io::Result<Supervised> {
     let out = File::create(log)?;
     let err = out.try_clone()?;
@@ -97,10 +100,7 @@ impl Supervised {
 
     /// Sends SIGTERM and waits for the exit, up to `timeout`; then SIGKILL.
     pub fn terminate(&mut self, timeout: std::time::Duration) -> Option<ExitStatus> {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
+        send_sigterm(self.child.id());
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             if let Some(status) = self.exited() {
@@ -124,4 +124,23 @@ impl Drop for Supervised {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends SIGTERM to `pid` (a process the caller started, or one of its
+/// descendants); a process already gone is fine.
+#[allow(unsafe_code)]
+pub fn send_sigterm(pid: u32) {
+    // SAFETY: plain kill(2); no memory is shared.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of the CPU
+/// times in `/proc/PID/stat`.
+#[allow(unsafe_code)]
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
 }

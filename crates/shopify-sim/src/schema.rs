@@ -464,7 +464,7 @@ fn stable_number(s: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::versions::DEFAULT_VERSIONS;
+    use crate::versions::DEFAULT_VERSIONS;
 
     #[test]
     fn schemas_differ_by_version_where_shopify_does() {

@@ -15,6 +15,8 @@
 //! Tests start it in-process with [`start`]; the `shopify-sim` binary wraps
 //! the same library.
 
+#![forbid(unsafe_code)]
+
 mod address;
 mod admin;
 mod authorize;

@@ -417,8 +417,8 @@ impl ShopifyClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shopify::client::ClientConfig;
-    use crate::shopify::types::ResponseMeta;
+    use crate::client::ClientConfig;
+    use crate::types::ResponseMeta;
 
     fn client(cfg: ClientConfig) -> ShopifyClient {
         ShopifyClient::new(cfg).unwrap()

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shopify_operator::shopify::{AccessToken, Change, ClientConfig, Format, ShopifyClient};
-use shopify_operator::sim::{self, Fixture, ShopFixture, SimConfig, SubscriptionFixture, TokenFixture};
+use shopify_admin::{AccessToken, Change, ClientConfig, Format, ShopifyClient};
+use shopify_sim::{self as sim, Fixture, ShopFixture, SimConfig, SubscriptionFixture, TokenFixture};
 
 const MAX_REQUESTS_PER_PHASE: u64 = 2_000_000;
 
@@ -217,7 +217,7 @@ fn main() {
                     let deletes: Vec<Change> = created
                         .iter()
                         .filter_map(|r| match r {
-                            shopify_operator::shopify::ChangeResult::Created(s) => Some(Change::Delete { id: s.id.clone(), topic: s.topic.clone() }),
+                            shopify_admin::ChangeResult::Created(s) => Some(Change::Delete { id: s.id.clone(), topic: s.topic.clone() }),
                             _ => None,
                         })
                         .collect();
@@ -233,8 +233,8 @@ fn main() {
                 &shops[0].0,
                 "2025-10",
                 &AccessToken::new(shops[0].1.clone()),
-                &shopify_operator::shopify::graphql::list_document(
-                    shopify_operator::shopify::ApiVersion::new(2025, 10),
+                &shopify_admin::graphql::list_document(
+                    shopify_admin::ApiVersion::new(2025, 10),
                     250,
                     None,
                 )
@@ -247,8 +247,8 @@ fn main() {
         let started = Instant::now();
         let mut parsed = 0u64;
         while started.elapsed() < Duration::from_secs(1) && parsed < 1_000_000 {
-            let ok = shopify_operator::shopify::response::classify(200, None, &body).result.expect("ok");
-            parsed += shopify_operator::shopify::parse::parse_page(&ok).expect("page").subscriptions.len() as u64 / 100;
+            let ok = shopify_admin::response::classify(200, None, &body).result.expect("ok");
+            parsed += shopify_admin::parse::parse_page(&ok).expect("page").subscriptions.len() as u64 / 100;
         }
         println!(
             "{:<34} {:>9.0} pages/s (client CPU only, 1 core, {} bytes/page)",

@@ -24,12 +24,10 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, CustomResourceExt};
+use kube::{Client, Config};
 
 pub use certs::Authority;
-pub use process::{Supervised, spawn_supervised};
-
-use crate::crd::ShopifyShop;
+pub use process::{Supervised, clock_ticks_per_second, send_sigterm, spawn_supervised};
 
 /// Errors of the test environment; messages say what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +72,9 @@ pub struct Options {
     /// Also run kube-controller-manager with only the garbage-collector and
     /// namespace controllers (owner references and namespace deletion).
     pub controller_manager: bool,
+    /// CustomResourceDefinitions to install (and wait for) once the
+    /// apiserver is ready, as envtest's `CRDInstallOptions`.
+    pub crds: Vec<CustomResourceDefinition>,
 }
 
 /// A running control plane. Dropping it stops the processes and removes the
@@ -105,7 +106,7 @@ pub fn assets_dir() -> PathBuf {
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("shopify-operator")))
         .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/shopify-operator")))
         .unwrap_or_else(|| PathBuf::from("/tmp/shopify-operator-cache"));
-    let versions = include_str!("../../hack/versions.env");
+    let versions = include_str!("../../../hack/versions.env");
     let get = |key: &str| {
         versions
             .lines()
@@ -159,7 +160,7 @@ fn sweep_stale(base: &Path) {
 
 impl ControlPlane {
     /// Starts etcd and kube-apiserver (and the controller manager if asked),
-    /// waits until the apiserver is ready and installs the ShopifyShop CRD.
+    /// waits until the apiserver is ready and installs `options.crds`.
     pub async fn start(options: Options) -> Result<Self> {
         let assets = assets_dir();
         for bin in ["etcd", "kube-apiserver"] {
@@ -211,7 +212,7 @@ impl ControlPlane {
         if cp.options.controller_manager {
             cp.start_controller_manager()?;
         }
-        cp.install_crd().await?;
+        cp.install_crds(&cp.options.crds).await?;
         tracing::info!(server = %cp.server, elapsed = ?started.elapsed(), "control plane ready");
         Ok(cp)
     }
@@ -348,23 +349,24 @@ impl ControlPlane {
         }
     }
 
-    /// Applies the CRD (as `shopify-operator crd` prints it) and waits until
-    /// it is Established.
-    pub async fn install_crd(&self) -> Result<()> {
+    /// Applies `crds` (server-side, field manager `testenv`) and waits until
+    /// each is Established.
+    pub async fn install_crds(&self, crds: &[CustomResourceDefinition]) -> Result<()> {
         let client = self.admin_client().await?;
-        let crds: Api<CustomResourceDefinition> = Api::all(client);
-        let crd = ShopifyShop::crd();
-        let name = crd.metadata.name.clone().expect("CRD has a name");
-        crds.patch(&name, &PatchParams::apply("testenv").force(), &Patch::Apply(&crd))
-            .await?;
-        let cond = kube::runtime::wait::conditions::is_crd_established();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            kube::runtime::wait::await_condition(crds, &name, cond),
-        )
-        .await
-        .map_err(|_| TestEnvError::Timeout(Duration::from_secs(30), "CRD established".into()))?
-        .map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
+        let api: Api<CustomResourceDefinition> = Api::all(client);
+        for crd in crds {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            api.patch(&name, &PatchParams::apply("testenv").force(), &Patch::Apply(crd))
+                .await?;
+            let established = kube::runtime::wait::conditions::is_crd_established();
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                kube::runtime::wait::await_condition(api.clone(), &name, established),
+            )
+            .await
+            .map_err(|_| TestEnvError::Timeout(Duration::from_secs(30), format!("CRD {name} established")))?
+            .map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -559,13 +561,15 @@ impl ControlPlane {
 static SHARED: tokio::sync::OnceCell<ControlPlane> = tokio::sync::OnceCell::const_new();
 
 /// The control plane shared by every test of one test binary, started on
-/// first use (with the controller manager, so owner references and
-/// namespace deletion behave as in a cluster).
-pub async fn shared() -> &'static ControlPlane {
+/// first use with the controller manager (so owner references and namespace
+/// deletion behave as in a cluster) and `crds` installed. The first caller's
+/// `crds` win: every test of one binary passes the same list.
+pub async fn shared(crds: impl FnOnce() -> Vec<CustomResourceDefinition>) -> &'static ControlPlane {
     SHARED
         .get_or_init(|| async {
             ControlPlane::start(Options {
                 controller_manager: true,
+                crds: crds(),
             })
             .await
             .unwrap_or_else(|e| panic!("starting the test control plane: {e}"))

@@ -8,7 +8,7 @@ use std::process::Command;
 #[test]
 fn the_demo_repoints_every_seed_shop_and_exits_with_demo_exit_1() {
     let out = Command::new(env!("CARGO_BIN_EXE_shopify-demo"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env("DEMO_EXIT", "1")
         .output()
         .expect("the demo runs");

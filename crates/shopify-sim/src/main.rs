@@ -7,7 +7,7 @@
 //! cost, duration — never a token) and stops gracefully on Ctrl-C / SIGTERM.
 
 use clap::Parser;
-use shopify_operator::sim::{self, Fixture, SimConfig};
+use shopify_sim::{self as sim, Fixture, SimConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

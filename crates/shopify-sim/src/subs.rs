@@ -311,8 +311,8 @@ impl SimState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::fixture::{Fixture, ShopFixture};
-    use crate::sim::versions::{DEFAULT_VERSIONS, VersionTable};
+    use crate::fixture::{Fixture, ShopFixture};
+    use crate::versions::{DEFAULT_VERSIONS, VersionTable};
     use std::time::Duration;
 
     fn state() -> SimState {

@@ -1,0 +1,239 @@
+//! Shared state of all reconciles: settings, the clients, the token-check
+//! cache, which passes ran recently, per-shop backoff, and Events. No
+//! reconcile logic; publishing an Event is its only I/O.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use super::clock;
+use super::host::HostError;
+use crate::crd::ShopifyShop;
+use crate::metrics::Metrics;
+use crate::names::FIELD_MANAGER;
+use shopify_admin::{AccessToken, ShopifyClient, TokenInfo};
+
+/// Tunables of the controller.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often every shop is re-listed for drift.
+    pub resync_interval: Duration,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+    /// Watch only this namespace.
+    pub namespace: Option<String>,
+    /// Consecutive failed Jobs of a sync that make `SyncHealthy` False.
+    pub sync_failure_threshold: u32,
+    /// Shop domains (or `*` globs) the operator may talk to; empty = all.
+    pub allowed_shops: Vec<String>,
+    /// Refresh expiring access tokens this long before `expires-at`.
+    pub refresh_ahead: Duration,
+    /// The operator's public host, when it subscribes its own
+    /// `app/uninstalled` endpoint for every shop with app credentials.
+    pub uninstall_host: Option<String>,
+}
+
+impl Settings {
+    /// Defaults for tests and the demo.
+    pub fn with_resync(resync_interval: Duration) -> Self {
+        Settings {
+            resync_interval,
+            concurrency: 16,
+            namespace: None,
+            sync_failure_threshold: 3,
+            allowed_shops: Vec::new(),
+            refresh_ahead: Duration::from_secs(300),
+            uninstall_host: None,
+        }
+    }
+}
+
+/// Token checks already done, by shop uid, generation and a fingerprint of
+/// the token, so a resync of an unchanged shop costs one list request and
+/// nothing more (the list fails with 401 too when the token is revoked). A
+/// spec change re-checks. In memory only: the fingerprint never leaves the
+/// process.
+#[derive(Default)]
+pub struct TokenChecks(Mutex<HashMap<String, TokenCheck>>);
+
+struct TokenCheck {
+    fingerprint: [u8; 32],
+    generation: Option<i64>,
+    at: std::time::Instant,
+    info: TokenInfo,
+}
+
+impl TokenChecks {
+    fn fingerprint(token: &AccessToken) -> [u8; 32] {
+        Sha256::digest(token.expose().as_bytes()).into()
+    }
+
+    /// The cached check for this shop, if made with this token for this
+    /// generation less than `max_age` ago.
+    pub fn get(&self, shop: &ShopifyShop, token: &AccessToken, max_age: Duration) -> Option<TokenInfo> {
+        let map = self.0.lock().expect("token cache");
+        map.get(&shop.uid().unwrap_or_default())
+            .filter(|c| {
+                c.fingerprint == Self::fingerprint(token)
+                    && c.generation == shop.metadata.generation
+                    && c.at.elapsed() < max_age
+            })
+            .map(|c| c.info.clone())
+    }
+
+    /// Remembers a successful check.
+    pub fn put(&self, shop: &ShopifyShop, token: &AccessToken, info: TokenInfo) {
+        let check = TokenCheck {
+            fingerprint: Self::fingerprint(token),
+            generation: shop.metadata.generation,
+            at: std::time::Instant::now(),
+            info,
+        };
+        self.0
+            .lock()
+            .expect("token cache")
+            .insert(shop.uid().unwrap_or_default(), check);
+    }
+
+    /// Forgets the shop's check (401, a token for another shop).
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().expect("token cache").remove(uid);
+    }
+}
+
+/// An Event to publish about the shop being reconciled.
+#[derive(Debug, Clone)]
+pub struct Note {
+    type_: EventType,
+    pub(super) reason: &'static str,
+    action: &'static str,
+    message: String,
+}
+
+impl Note {
+    /// A note; `message` must not carry a secret.
+    pub fn new(type_: EventType, reason: &'static str, action: &'static str, message: String) -> Self {
+        Note {
+            type_,
+            reason,
+            action,
+            message,
+        }
+    }
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Shopify client (per-shop cost buckets inside).
+    pub shopify: ShopifyClient,
+    /// Controller settings.
+    pub settings: Settings,
+    /// Token checks done.
+    pub token_checks: TokenChecks,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Where "now" comes from (schedules).
+    pub clock: Arc<dyn clock::Clock>,
+    /// Set once the initial list of ShopifyShops has been synced.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+    recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+    passes: Mutex<HashMap<String, (u64, std::time::Instant)>>,
+}
+
+impl Context {
+    /// A context for `client` and `shopify`.
+    pub fn new(client: Client, shopify: ShopifyClient, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            shopify,
+            settings,
+            token_checks: TokenChecks::default(),
+            metrics: Arc::new(Metrics::new()),
+            clock: Arc::new(clock::SystemClock),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            failures: Mutex::new(HashMap::new()),
+            passes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Uses `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Whether the webhooks pass for these inputs ran successfully less
+    /// than a resync interval ago: then a reconcile caused by something
+    /// else (a Job finishing, a schedule slot) skips the Shopify list.
+    pub(super) fn recent_pass(&self, uid: &str, key: u64) -> bool {
+        let passes = self.passes.lock().expect("passes");
+        passes.get(uid).is_some_and(|(k, at)| {
+            *k == key && at.elapsed() + Duration::from_secs(1) < self.settings.resync_interval
+        })
+    }
+
+    pub(super) fn record_pass(&self, uid: &str, key: u64, ok: bool) {
+        let mut passes = self.passes.lock().expect("passes");
+        if ok {
+            passes.insert(uid.to_string(), (key, std::time::Instant::now()));
+        } else {
+            passes.remove(uid);
+        }
+    }
+
+    pub(super) async fn publish(&self, shop: &ShopifyShop, note: &Note) {
+        let event = KubeEvent {
+            type_: note.type_,
+            reason: note.reason.into(),
+            note: Some(note.message.chars().take(1000).collect()),
+            action: note.action.into(),
+            secondary: None,
+        };
+        // An Event that can't be written (namespace terminating, RBAC) must
+        // never block the reconcile.
+        if let Err(e) = self.recorder.publish(&event, &shop.object_ref(&())).await {
+            tracing::debug!(error = %e, "event not published");
+        }
+    }
+
+    /// Per-shop backoff: 2 s doubling to the resync interval; reset on
+    /// success.
+    pub(super) fn backoff(&self, uid: &str, failed: bool) -> Option<Duration> {
+        let mut f = self.failures.lock().expect("failures");
+        if !failed {
+            f.remove(uid);
+            return None;
+        }
+        let n = f.entry(uid.to_string()).or_insert(0);
+        *n = (*n + 1).min(16);
+        let secs = 2u64.saturating_mul(1 << (*n - 1).min(10));
+        Some(Duration::from_secs(secs).min(self.settings.resync_interval))
+    }
+}
+
+/// What the webhooks pass depends on, hashed.
+pub(super) fn pass_key(
+    shop: &ShopifyShop,
+    host: &Option<Result<String, HostError>>,
+    token: &AccessToken,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shop.metadata.generation.hash(&mut h);
+    format!("{host:?}").hash(&mut h);
+    TokenChecks::fingerprint(token).hash(&mut h);
+    h.finish()
+}

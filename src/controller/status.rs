@@ -1,0 +1,124 @@
+//! The status a pass writes: built from the duties' outcomes (pure), read
+//! back to reuse a recent webhooks outcome, and written by server-side
+//! apply only when it differs from what is stored (a steady resync writes
+//! nothing). Talks to the apiserver in [`write`] only.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+
+use super::conditions::{self, Cond, ConditionType, Status};
+use super::{Context, Error, sync, webhooks};
+use crate::crd::{ShopifyShop, ShopifyShopStatus, TopicState};
+use crate::names::FIELD_MANAGER;
+
+/// Now, at the precision the apiserver stores.
+pub(super) fn now() -> Time {
+    // Stored times have second precision; so do ours, so a re-read status
+    // compares equal to the one written.
+    let ts = k8s_openapi::jiff::Timestamp::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(ts.as_second()).unwrap_or(ts))
+}
+
+/// Builds the next status from the outcome (pure).
+pub(super) fn next(
+    shop: &ShopifyShop,
+    out: &webhooks::Outcome,
+    syncs: &sync::Outcome,
+    time: &Time,
+    extra: usize,
+) -> ShopifyShopStatus {
+    let mut status = shop.status.clone().unwrap_or_default();
+    let generation = shop.metadata.generation;
+    status.observed_generation = generation;
+    // One condition per part Ready aggregates, then Ready itself.
+    let parts = [&out.token, &out.webhooks, &syncs.cond];
+    let ready = conditions::ready(&parts);
+    for c in parts.into_iter().chain([&ready]) {
+        conditions::set(&mut status.conditions, c, generation, time);
+    }
+    status.webhook_host = out.host.clone();
+    if let Some(topics) = &out.topics {
+        status.webhooks = topics.clone();
+    }
+    let desired = shop.spec.webhooks.as_ref().map(|w| w.topics.len()).unwrap_or(0) + extra;
+    let in_sync = status
+        .webhooks
+        .iter()
+        .filter(|w| w.state == TopicState::InSync)
+        .count();
+    status.webhooks_in_sync = Some(format!("{in_sync}/{desired}"));
+    status.unmanaged_subscriptions = out.unmanaged;
+    status.served_api_version = out.served_version.clone();
+    status.sync = syncs.entries.clone();
+    status.last_sync_time = syncs.last_sync_time.clone();
+    status.sync_now_handled = syncs.trigger_handled.clone();
+    status
+}
+
+/// The webhooks outcome as the status recorded it, to reuse when nothing
+/// the webhooks depend on changed since a recent pass.
+pub(super) fn reused_outcome(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
+    let status = shop.status.as_ref()?;
+    // A reason this version does not know (another version wrote it) is
+    // not reused: the pass runs again.
+    let cond = |type_: ConditionType| {
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_.as_str() && c.observed_generation == shop.metadata.generation)?;
+        let reason = c.reason.parse().ok()?;
+        Some(Cond::new(
+            type_,
+            Status::parse(&c.status),
+            reason,
+            c.message.clone(),
+        ))
+    };
+    Some(webhooks::Outcome {
+        token: cond(ConditionType::TokenValid)?,
+        webhooks: cond(ConditionType::WebhooksSynced)?,
+        host: status.webhook_host.clone(),
+        topics: Some(status.webhooks.clone()),
+        unmanaged: status.unmanaged_subscriptions,
+        served_version: status.served_api_version.clone(),
+        retry_in: None,
+        notes: Vec::new(),
+        failed: false,
+    })
+}
+
+/// Writes `status` (server-side apply, forced, our field manager) unless it
+/// equals the stored one.
+pub(super) async fn write(
+    ctx: &Context,
+    shop: &ShopifyShop,
+    mut status: ShopifyShopStatus,
+) -> Result<(), Error> {
+    // `appUninstalled` belongs to the uninstall endpoint: never applied
+    // here, so the controller neither owns nor resets it.
+    status.app_uninstalled = None;
+    let mut current = shop.status.clone();
+    if let Some(c) = current.as_mut() {
+        c.app_uninstalled = None;
+    }
+    if current.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let ns = shop.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": ShopifyShop::api_version(&()),
+        "kind": ShopifyShop::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &shop.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::StatusWrite)?;
+    ctx.metrics.status_writes.inc();
+    Ok(())
+}
