@@ -1,6 +1,8 @@
 //! Prometheus metrics (OpenMetrics text via prometheus-client). No I/O: the
 //! HTTP server encodes [`Metrics::encode`] on `/metrics`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -54,6 +56,79 @@ pub struct ConditionLabels {
     pub status: String,
 }
 
+/// Labels of `shopify_shop_condition_reason`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Shop namespace.
+    pub namespace: String,
+    /// Shop name.
+    pub name: String,
+    /// Condition type.
+    pub condition: String,
+    /// The condition's current reason.
+    pub reason: String,
+}
+
+/// Labels of `shopify_shop_served_api_version`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// Shop namespace.
+    pub namespace: String,
+    /// Shop name.
+    pub name: String,
+    /// `spec.adminApiVersion` (or its default).
+    pub requested: String,
+    /// What Shopify served instead (`X-Shopify-Api-Version`).
+    pub served: String,
+}
+
+/// A gauge family with at most one series per key (shop, or shop and
+/// condition), value 1: setting new labels for a key removes the old
+/// series, so label values that change (a reason, a version) never leave
+/// stale series behind and the series count stays bounded by the keys.
+struct OneSeries<L> {
+    family: Family<L, Gauge>,
+    current: Mutex<HashMap<(String, String, String), L>>,
+}
+
+impl<L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static>
+    OneSeries<L>
+{
+    fn new() -> Self {
+        OneSeries {
+            family: Family::default(),
+            current: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets the series of `key` to `labels` (`None`: no series).
+    fn set(&self, key: (String, String, String), labels: Option<L>) {
+        let mut current = self.current.lock().expect("series");
+        let old = match &labels {
+            Some(l) => current.insert(key, l.clone()),
+            None => current.remove(&key),
+        };
+        if let Some(old) = old.filter(|o| Some(o) != labels.as_ref()) {
+            self.family.remove(&old);
+        }
+        if let Some(l) = labels {
+            self.family.get_or_create(&l).set(1);
+        }
+    }
+
+    /// Drops every series of a shop.
+    fn forget(&self, namespace: &str, name: &str) {
+        let mut current = self.current.lock().expect("series");
+        current.retain(|(ns, n, _), labels| {
+            let keep = ns != namespace || n != name;
+            if !keep {
+                self.family.remove(labels);
+            }
+            keep
+        });
+    }
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -78,6 +153,10 @@ pub struct Metrics {
     pub leader: Gauge,
     /// 1 for each shop's current condition status, 0 for the others.
     pub shop_condition: Family<ConditionLabels, Gauge>,
+    /// 1 for each shop condition's current reason (one series each).
+    shop_condition_reason: OneSeries<ReasonLabels>,
+    /// 1 while Shopify serves a shop another API version than it asks for.
+    shop_served_version: OneSeries<VersionLabels>,
 }
 
 impl Default for Metrics {
@@ -101,6 +180,8 @@ impl Metrics {
             status_writes: Counter::default(),
             leader: Gauge::default(),
             shop_condition: Family::default(),
+            shop_condition_reason: OneSeries::new(),
+            shop_served_version: OneSeries::new(),
         };
         let ours = m.registry.sub_registry_with_prefix("shopify_operator");
         ours.register("reconciles", "Reconciles by result", m.reconciles.clone());
@@ -142,6 +223,16 @@ impl Metrics {
             "1 for the current status of each shop condition",
             m.shop_condition.clone(),
         );
+        m.registry.register(
+            "shopify_shop_condition_reason",
+            "1 for the current reason of each shop condition",
+            m.shop_condition_reason.family.clone(),
+        );
+        m.registry.register(
+            "shopify_shop_served_api_version",
+            "1 while Shopify serves a shop another Admin API version than it asks for",
+            m.shop_served_version.family.clone(),
+        );
         m
     }
 
@@ -171,8 +262,18 @@ impl Metrics {
         }
     }
 
-    /// Sets a shop's condition series: 1 for `status`, 0 for the others.
-    pub fn shop_condition(&self, namespace: &str, name: &str, condition: &str, status: &str) {
+    /// Sets a shop's condition series: 1 for `status`, 0 for the others,
+    /// and its reason series.
+    pub fn shop_condition(&self, namespace: &str, name: &str, condition: &str, status: &str, reason: &str) {
+        self.shop_condition_reason.set(
+            (namespace.into(), name.into(), condition.into()),
+            Some(ReasonLabels {
+                namespace: namespace.into(),
+                name: name.into(),
+                condition: condition.into(),
+                reason: reason.into(),
+            }),
+        );
         for s in ["True", "False", "Unknown"] {
             let labels = ConditionLabels {
                 namespace: namespace.into(),
@@ -186,8 +287,23 @@ impl Metrics {
         }
     }
 
-    /// Drops a deleted shop's condition series.
+    /// Sets (or, with `served` `None`, clears) the shop's served-version
+    /// series.
+    pub fn served_version(&self, namespace: &str, name: &str, requested: &str, served: Option<&str>) {
+        let labels = served.map(|served| VersionLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+            requested: requested.into(),
+            served: served.into(),
+        });
+        self.shop_served_version
+            .set((namespace.into(), name.into(), String::new()), labels);
+    }
+
+    /// Drops a deleted shop's condition, reason and version series.
     pub fn forget_shop(&self, namespace: &str, name: &str, conditions: &[&str]) {
+        self.shop_condition_reason.forget(namespace, name);
+        self.shop_served_version.forget(namespace, name);
         for condition in conditions {
             for s in ["True", "False", "Unknown"] {
                 self.shop_condition.remove(&ConditionLabels {
@@ -218,7 +334,8 @@ mod tests {
         m.reconciled(None, Duration::from_millis(20));
         m.reconciled(Some("status_write"), Duration::from_millis(20));
         m.shopify("list", "ok", 1, Duration::ZERO);
-        m.shop_condition("oms", "online", "Ready", "False");
+        m.shop_condition("oms", "online", "Ready", "False", "SecretNotFound");
+        m.served_version("oms", "online", "2025-07", Some("2025-10"));
         let text = m.encode();
         assert!(
             text.contains("shopify_operator_reconciles_total{result=\"ok\"} 1"),
@@ -237,7 +354,22 @@ mod tests {
         assert!(text.contains(
             "shopify_shop_condition{namespace=\"oms\",name=\"online\",condition=\"Ready\",status=\"True\"} 0"
         ));
+        assert!(text.contains(
+            "shopify_shop_condition_reason{namespace=\"oms\",name=\"online\",condition=\"Ready\",reason=\"SecretNotFound\"} 1"
+        ));
+        assert!(text.contains(
+            "shopify_shop_served_api_version{namespace=\"oms\",name=\"online\",requested=\"2025-07\",served=\"2025-10\"} 1"
+        ));
         assert!(text.ends_with("# EOF\n"));
+        // A new reason replaces the old series; no version mismatch, no series.
+        m.shop_condition("oms", "online", "Ready", "True", "Reconciled");
+        m.served_version("oms", "online", "2025-07", None);
+        let text = m.encode();
+        assert!(
+            !text.contains("SecretNotFound") && !text.contains("served=\""),
+            "{text}"
+        );
+        assert!(text.contains("reason=\"Reconciled\"} 1"), "{text}");
         m.forget_shop("oms", "online", &["Ready"]);
         assert!(!m.encode().contains("name=\"online\""));
     }

@@ -330,6 +330,11 @@ async fn token_problems_are_conditions_and_a_new_token_is_picked_up() {
     env.wait_condition("shop", "Ready", "False", Some("SecretNotFound"))
         .await;
     assert_eq!(env.sim.counters(domain).requests, 0);
+    // One Warning for the transition (published before the status write
+    // that made the condition visible), none for Ready or WebhooksSynced:
+    // the token's Event already says it.
+    assert_eq!(env.published("shop", "Warning", "SecretNotFound").await, 1);
+    assert_eq!(env.published("shop", "Warning", "TokenInvalid").await, 0);
 
     // A Secret without the key.
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
@@ -339,6 +344,7 @@ async fn token_problems_are_conditions_and_a_new_token_is_picked_up() {
     env.wait_condition("shop", "TokenValid", "False", Some("SecretKeyMissing"))
         .await;
     assert_eq!(env.sim.counters(domain).requests, 0);
+    assert_eq!(env.published("shop", "Warning", "SecretKeyMissing").await, 1);
 
     // The key appears: picked up from the Secret watch, in seconds.
     let patch = json!({"stringData": {"access-token": "shpat_first"}});
@@ -348,6 +354,10 @@ async fn token_problems_are_conditions_and_a_new_token_is_picked_up() {
         .unwrap();
     env.wait_condition("shop", "Ready", "True", None).await;
     assert_eq!(env.sim.subscriptions(domain).len(), 1);
+    // Recovery is one Normal Event; the failures stayed one each.
+    assert_eq!(env.published("shop", "Normal", "TokenVerified").await, 1);
+    assert_eq!(env.published("shop", "Warning", "SecretNotFound").await, 1);
+    assert_eq!(env.published("shop", "Warning", "SecretKeyMissing").await, 1);
 
     // Revoked (the app was uninstalled): TokenRevoked, no retry storm.
     env.sim.revoke_token(domain);
@@ -370,6 +380,8 @@ async fn token_problems_are_conditions_and_a_new_token_is_picked_up() {
     })
     .await
     .expect("the operator keeps checking at the resync interval");
+    // Those passes stayed TokenRevoked: still exactly one Warning.
+    assert_eq!(env.published("shop", "Warning", "TokenRevoked").await, 1);
 
     // The merchant reinstalls: a new token, put in the Secret: Ready again.
     env.sim.load(one_shop(domain, "shpat_second", &[]));
@@ -379,6 +391,7 @@ async fn token_problems_are_conditions_and_a_new_token_is_picked_up() {
         .await
         .unwrap();
     env.wait_condition("shop", "Ready", "True", None).await;
+    assert_eq!(env.published("shop", "Normal", "TokenVerified").await, 2);
     let log = env.operator_log();
     assert!(
         !log.contains("shpat_first") && !log.contains("shpat_second"),

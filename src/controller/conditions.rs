@@ -170,6 +170,96 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// What a person should do about a condition with this reason, for
+    /// the Warning Event of a transition into it. Exhaustive, so a new
+    /// reason cannot be added without one.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Reason::Reconciled
+            | Reason::TokenVerified
+            | Reason::InSync
+            | Reason::NotConfigured
+            | Reason::Scheduled => "nothing to do",
+            Reason::SecretNotFound => {
+                "create the Secret spec.token.secretRef names (key access-token), or fix the name"
+            }
+            Reason::SecretKeyMissing => "put the shop's offline access token under the key access-token",
+            Reason::SecretKeyInvalid => {
+                "access-token must be the token alone: printable ASCII, no quotes or spaces"
+            }
+            Reason::TokenRevoked => {
+                "the token was revoked or the app uninstalled: reinstall the app (OAuth) or put a new token in the Secret"
+            }
+            Reason::ShopFrozen => {
+                "the shop is frozen for unpaid bills; nothing works until the merchant pays"
+            }
+            Reason::MissingScope => {
+                "grant the app the scope Shopify names (reinstall with the scope), then retry"
+            }
+            Reason::ShopNotFound => "check spec.domain: Shopify does not know this shop (closed, or a typo)",
+            Reason::ShopLocked => "the shop is locked by Shopify; contact the merchant or Shopify support",
+            Reason::TokenShopMismatch => "the Secret holds another shop's token: put this shop's token in it",
+            Reason::ShopNotAllowed => {
+                "add the domain to --allowed-shops (ALLOWED_SHOPS) if the operator may serve it"
+            }
+            Reason::AppUninstalled => {
+                "reinstall the app (the operator's /oauth/install) or put a new token in the Secret"
+            }
+            Reason::TokenRefreshFailed => {
+                "check the app credentials Secret and Shopify's answer in the message"
+            }
+            Reason::RefreshTokenExpiring => {
+                "reinstall the app before the refresh token ends, or the shop loses its token"
+            }
+            Reason::AppCredentialsMissing => {
+                "set spec.app.secretRef (client-id, client-secret) so the token can be refreshed"
+            }
+            Reason::RefreshTokenMissing => {
+                "put the refresh-token that came with the token in the Secret, or reinstall"
+            }
+            Reason::TokenMigrationFailed => {
+                "check the app credentials and Shopify's answer; the old token keeps working"
+            }
+            Reason::OAuthGrantRejected => "check the app's client id and secret; Shopify refused the grant",
+            Reason::TokenInvalid => {
+                "fix TokenValid first: nothing is checked or started without a valid token"
+            }
+            Reason::IngressNotFound => {
+                "create the Ingress spec.webhooks.endpoint.ingressRef names, or fix the name"
+            }
+            Reason::IngressHostMissing => {
+                "give the Ingress a rule with a host; webhooks stay where they are until then"
+            }
+            Reason::InvalidHost => {
+                "use a public DNS name Shopify can deliver to; webhooks stay where they are until then"
+            }
+            Reason::ShopifyThrottled => {
+                "nothing: retried when the cost bucket refills; sustained, lower the resync rate"
+            }
+            Reason::ShopifyUnavailable => {
+                "nothing: retried with backoff; check Shopify's status page if it lasts"
+            }
+            Reason::ShopifyUserError => {
+                "Shopify refused a subscription: read its words in the message and fix the spec"
+            }
+            Reason::InvalidSpec => "fix the field the message names",
+            Reason::ShopifyProtocolError => {
+                "an answer the operator could not read: report it with the operator's logs"
+            }
+            Reason::MissingScopes => {
+                "grant the scopes the message lists (reinstall the app), or drop those topics"
+            }
+            Reason::DriftDetected => {
+                "review the drift in the message; set managementPolicy: Manage to repair it"
+            }
+            Reason::InvalidSchedule => "fix the sync's schedule or jobTemplate the message names",
+            Reason::SyncFailing => "look at the failed Jobs' logs (kubectl logs job/<name>)",
+            Reason::Observe => "nothing: managementPolicy Observe starts no Jobs",
+        }
+    }
+}
+
 impl FromStr for Reason {
     type Err = ();
 
@@ -293,6 +383,49 @@ pub fn ready(parts: &[&Cond]) -> Cond {
     }
 }
 
+/// A move of one of Ready's parts that people should hear about (one
+/// Event each; staying put is silent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Into `False` with this reason: from `True`, `Unknown`, nothing yet,
+    /// or `False` with another reason.
+    Failed(Cond),
+    /// From `False` back to `True`; `was` is the reason it had.
+    Recovered {
+        /// The condition now.
+        cond: Cond,
+        /// The `False` reason it leaves.
+        was: String,
+    },
+}
+
+/// The transitions from the stored conditions to `parts` (the next values
+/// of Ready's parts). Ready itself has none: its reason is always one of
+/// its parts', whose Event already says it. A part that is False only
+/// because there is no valid token ([`Reason::TokenInvalid`]) has none
+/// either: `TokenValid`'s own Event says why. Pure.
+pub fn transitions(stored: &[Condition], parts: &[&Cond]) -> Vec<Transition> {
+    parts
+        .iter()
+        .filter(|c| c.type_ != ConditionType::Ready)
+        .filter_map(|c| {
+            let before = stored.iter().find(|s| s.type_ == c.type_.as_str());
+            let was_false = before.filter(|b| b.status == Status::False.as_str());
+            match c.status {
+                Status::False if c.reason == Reason::TokenInvalid => None,
+                Status::False if was_false.is_none_or(|b| b.reason != c.reason.as_str()) => {
+                    Some(Transition::Failed((*c).clone()))
+                }
+                Status::True => was_false.map(|b| Transition::Recovered {
+                    cond: (*c).clone(),
+                    was: b.reason.clone(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,5 +520,69 @@ mod tests {
         for e in failures {
             assert_eq!(Reason::of_shopify(&e).as_str(), e.reason(), "{e:?}");
         }
+    }
+
+    fn stored(type_: ConditionType, status: Status, reason: Reason) -> Vec<Condition> {
+        let mut conds = Vec::new();
+        let c = Cond::new(type_, status, reason, "before");
+        set(&mut conds, &c, Some(1), &t("2026-11-26T10:00:00Z"));
+        conds
+    }
+
+    #[test]
+    fn every_failing_reason_is_one_transition_and_staying_is_none() {
+        for type_ in ConditionType::PARTS {
+            for &reason in Reason::ALL {
+                let now = Cond::new(type_, Status::False, reason, "now");
+                let from_true = transitions(&stored(type_, Status::True, Reason::Reconciled), &[&now]);
+                let from_nothing = transitions(&[], &[&now]);
+                let staying = transitions(&stored(type_, Status::False, reason), &[&now]);
+                if reason == Reason::TokenInvalid {
+                    assert!(
+                        from_true.is_empty() && from_nothing.is_empty(),
+                        "{type_} {reason}"
+                    );
+                    continue;
+                }
+                assert_eq!(
+                    from_true,
+                    vec![Transition::Failed(now.clone())],
+                    "{type_} {reason}"
+                );
+                assert_eq!(
+                    from_nothing,
+                    vec![Transition::Failed(now.clone())],
+                    "{type_} {reason}"
+                );
+                assert!(staying.is_empty(), "{type_} {reason}: {staying:?}");
+                assert!(!reason.hint().is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn another_failing_reason_is_a_transition_and_recovery_is_one() {
+        let type_ = ConditionType::TokenValid;
+        let before = stored(type_, Status::False, Reason::SecretNotFound);
+        let other = Cond::new(type_, Status::False, Reason::SecretKeyMissing, "m");
+        assert_eq!(
+            transitions(&before, &[&other]),
+            vec![Transition::Failed(other.clone())]
+        );
+        let ok = Cond::new(type_, Status::True, Reason::TokenVerified, "ok");
+        assert_eq!(
+            transitions(&before, &[&ok]),
+            vec![Transition::Recovered {
+                cond: ok.clone(),
+                was: "SecretNotFound".into()
+            }]
+        );
+        // True to True, and Unknown, say nothing.
+        assert!(transitions(&stored(type_, Status::True, Reason::TokenVerified), &[&ok]).is_empty());
+        let unknown = Cond::new(type_, Status::Unknown, Reason::ShopifyThrottled, "m");
+        assert!(transitions(&before, &[&unknown]).is_empty());
+        // Ready never has its own.
+        let ready = Cond::new(ConditionType::Ready, Status::False, Reason::SecretNotFound, "m");
+        assert!(transitions(&[], &[&ready]).is_empty());
     }
 }

@@ -121,18 +121,26 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let syncs = sync::reconcile(ctx, shop, token_valid)
         .await
         .map_err(Error::SyncJobs)?;
-    // 6. Events, then the status (written only if it changed).
-    for note in outcome.notes.iter().chain(&syncs.notes) {
+    // 6. Events (the steps' and one per condition transition), then the
+    //    status, written only if it changed.
+    let mut notes: Vec<Note> = outcome.notes.iter().chain(&syncs.notes).cloned().collect();
+    let parts = [&outcome.token, &outcome.webhooks, &syncs.cond];
+    notes.extend(status::transition_notes(shop, &parts, &notes));
+    for note in &notes {
         ctx.publish(shop, note).await;
     }
     let extra = webhooks::extra_subscriptions(&ctx.settings, shop).len();
-    let mut next = status::next(shop, &outcome, &syncs, &status::now(), extra);
+    let mut next = status::next(shop, &parts, &outcome, &syncs, &status::now(), extra);
     next.token_expires_at = expires_at.map(Time);
     let ns = shop.namespace().unwrap_or_default();
+    let name = shop.name_any();
     for c in &next.conditions {
         ctx.metrics
-            .shop_condition(&ns, &shop.name_any(), &c.type_, &c.status);
+            .shop_condition(&ns, &name, &c.type_, &c.status, &c.reason);
     }
+    let requested = shop.spec.admin_api_version_or_default();
+    ctx.metrics
+        .served_version(&ns, &name, requested, next.served_api_version.as_deref());
     status::write(ctx, shop, next).await?;
     Ok(Action::requeue(requeue_after(
         ctx, shop, &outcome, &syncs, expires_at,

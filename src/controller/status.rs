@@ -7,8 +7,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::conditions::{self, Cond, ConditionType, Status};
-use super::{Context, Error, sync, webhooks};
+use kube::runtime::events::EventType;
+
+use super::conditions::{self, Cond, ConditionType, Status, Transition};
+use super::{Context, Error, Note, sync, webhooks};
 use crate::crd::{ShopifyShop, ShopifyShopStatus, TopicState};
 use crate::names::FIELD_MANAGER;
 
@@ -20,9 +22,11 @@ pub(super) fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(ts.as_second()).unwrap_or(ts))
 }
 
-/// Builds the next status from the outcome (pure).
+/// Builds the next status from `parts` (the conditions Ready aggregates)
+/// and the duties' outcomes (pure).
 pub(super) fn next(
     shop: &ShopifyShop,
+    parts: &[&Cond],
     out: &webhooks::Outcome,
     syncs: &sync::Outcome,
     time: &Time,
@@ -32,9 +36,8 @@ pub(super) fn next(
     let generation = shop.metadata.generation;
     status.observed_generation = generation;
     // One condition per part Ready aggregates, then Ready itself.
-    let parts = [&out.token, &out.webhooks, &syncs.cond];
-    let ready = conditions::ready(&parts);
-    for c in parts.into_iter().chain([&ready]) {
+    let ready = conditions::ready(parts);
+    for c in parts.iter().copied().chain([&ready]) {
         conditions::set(&mut status.conditions, c, generation, time);
     }
     status.webhook_host = out.host.clone();
@@ -54,6 +57,36 @@ pub(super) fn next(
     status.last_sync_time = syncs.last_sync_time.clone();
     status.sync_now_handled = syncs.trigger_handled.clone();
     status
+}
+
+/// The Events of this pass's condition transitions: one Warning when a
+/// part of Ready turns False (or False for another reason), saying what to
+/// do; one Normal when it is True again. A reason some step already noted
+/// this pass is not said twice. Pure.
+pub(super) fn transition_notes(shop: &ShopifyShop, parts: &[&Cond], already: &[Note]) -> Vec<Note> {
+    let stored = shop
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    conditions::transitions(stored, parts)
+        .into_iter()
+        .map(|t| match t {
+            Transition::Failed(c) => Note::new(
+                EventType::Warning,
+                c.reason.as_str(),
+                "Reconcile",
+                format!("{} is False: {}. To do: {}", c.type_, c.message, c.reason.hint()),
+            ),
+            Transition::Recovered { cond, was } => Note::new(
+                EventType::Normal,
+                cond.reason.as_str(),
+                "Reconcile",
+                format!("{} is True again (was {was}): {}", cond.type_, cond.message),
+            ),
+        })
+        .filter(|n| !already.iter().any(|a| a.reason == n.reason))
+        .collect()
 }
 
 /// The webhooks outcome as the status recorded it, to reuse when nothing

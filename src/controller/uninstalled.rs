@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 
-use super::conditions::{self, Cond, ConditionType, Reason, Status};
+use super::conditions::{Cond, ConditionType, Reason, Status};
 use super::{Context, Error, Note, webhooks};
 use crate::crd::ShopifyShop;
 use crate::names::FIELD_MANAGER;
@@ -41,7 +41,8 @@ pub fn marker(shop: &ShopifyShop, secret: Option<&Secret>) -> Marker {
     }
 }
 
-/// The outcome of an uninstalled shop: nothing checked, nothing changed.
+/// The outcome of an uninstalled shop: nothing checked, nothing changed
+/// (the Warning Event is the transition into `AppUninstalled`).
 pub fn outcome(shop: &ShopifyShop) -> webhooks::Outcome {
     let at = shop
         .status
@@ -53,7 +54,7 @@ pub fn outcome(shop: &ShopifyShop) -> webhooks::Outcome {
         "Shopify reported app/uninstalled at {at}; reinstall the app (the operator's /oauth/install) or put a new token in Secret {}",
         shop.spec.token.secret_ref.name
     );
-    let mut out = webhooks::Outcome::new(
+    webhooks::Outcome::new(
         Cond::new(ConditionType::TokenValid, Status::False, REASON, msg.clone()),
         Cond::new(
             ConditionType::WebhooksSynced,
@@ -62,17 +63,7 @@ pub fn outcome(shop: &ShopifyShop) -> webhooks::Outcome {
             msg.clone(),
         ),
         shop,
-    );
-    let known = shop
-        .status
-        .as_ref()
-        .and_then(|s| conditions::reason_of(&s.conditions, ConditionType::TokenValid))
-        == Some(REASON.as_str());
-    if !known {
-        out.notes
-            .push(Note::new(EventType::Warning, REASON.as_str(), "Uninstall", msg));
-    }
-    out
+    )
 }
 
 /// Removes the record once the token Secret has changed, with an Event.

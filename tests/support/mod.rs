@@ -37,6 +37,27 @@ where
     }
 }
 
+/// A tool the project's `hack/` scripts provide: the path in `env_var` if
+/// it exists, else what `hack/{script}` installs or builds (cached) and
+/// prints.
+pub fn hack_tool(env_var: &str, script: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var).map(PathBuf::from)
+        && path.exists()
+    {
+        return path;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join("hack").join(script))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run hack/{script}: {e}"));
+    assert!(
+        out.status.success(),
+        "hack/{script} failed (see its output above)"
+    );
+    PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
+}
+
 /// The HTTP address an operator process logged.
 pub async fn http_addr(p: &Supervised) -> String {
     wait_for("the HTTP address in the log", Duration::from_secs(30), || async {
@@ -243,6 +264,18 @@ impl Env {
                     && e.reason.as_deref() == Some(reason)
             })
             .collect()
+    }
+
+    /// How many times the operator published an Event of `type_`
+    /// (`Warning`, `Normal`) with `reason` about shop `name`: a repeat of
+    /// the same Event is a series on one object, counted by its count.
+    pub async fn published(&self, name: &str, type_: &str, reason: &str) -> i32 {
+        self.events(name, reason)
+            .await
+            .iter()
+            .filter(|e| e.type_.as_deref() == Some(type_))
+            .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+            .sum()
     }
 
     pub fn name_of(shop: &ShopifyShop) -> String {

@@ -1,0 +1,239 @@
+//! Failures are visible where people look first: one shop is walked through
+//! the failing reasons the operator has, one after another, through the
+//! real apiserver and shopify-sim. Each transition into a failing state
+//! publishes exactly one Warning Event with that reason, further passes in
+//! the same state publish nothing, and recovery publishes one Normal Event.
+//! (That every reason in the registry gets its Event is a unit test of
+//! `controller::conditions`; this proves the wiring end to end.)
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use shopify_sim::{Fault, Fixture, ShopFixture, TokenFixture};
+use support::{Env, http_addr, spec, wait_for};
+
+const DOMAIN: &str = "events-shop.myshopify.com";
+const TOKEN: &str = "shpat_events_all_scopes";
+const NARROW: &str = "shpat_events_orders_only";
+
+fn fixture() -> Fixture {
+    let token = |value: &str, scopes: &[&str]| TokenFixture {
+        access_token: value.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        refresh_token: None,
+        expires_in_seconds: None,
+    };
+    Fixture {
+        shops: vec![ShopFixture {
+            domain: DOMAIN.into(),
+            tokens: vec![
+                token(TOKEN, &["read_orders", "read_products"]),
+                token(NARROW, &["read_orders"]),
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+/// Reconciles the operator has finished, from its `/metrics`.
+async fn reconciles(addr: &str) -> Option<u64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("shopify_operator_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
+}
+
+struct Walk {
+    env: Env,
+    addr: String,
+    /// Warnings published so far, by reason.
+    warnings: BTreeMap<&'static str, i32>,
+}
+
+impl Walk {
+    /// Waits until `type_` is False with `reason`, then until the operator
+    /// has made two more passes, and checks that exactly one more Warning
+    /// with that reason was published, and no other Warning.
+    async fn expect_failure(&mut self, type_: &str, reason: &'static str) {
+        self.env
+            .wait_condition("shop", type_, "False", Some(reason))
+            .await;
+        let seen = reconciles(&self.addr).await.unwrap_or_default();
+        wait_for("two more passes", Duration::from_secs(30), || async {
+            (reconciles(&self.addr).await? >= seen + 2).then_some(())
+        })
+        .await;
+        *self.warnings.entry(reason).or_default() += 1;
+        for (r, n) in &self.warnings {
+            assert_eq!(
+                self.env.published("shop", "Warning", r).await,
+                *n,
+                "Warnings {r} after the transition into {type_}={reason}"
+            );
+        }
+    }
+
+    async fn expect_ready(&self) {
+        self.env.wait_condition("shop", "Ready", "True", None).await;
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.env.client.clone(), &self.env.ns)
+    }
+
+    async fn put_token(&self, data: serde_json::Value) {
+        let patch = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tok"}, "data": data});
+        self.secrets()
+            .patch("tok", &PatchParams::apply("test").force(), &Patch::Apply(&patch))
+            .await
+            .unwrap();
+    }
+
+    async fn ingress(&self, rule: serde_json::Value) {
+        let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "oms"}, "spec": {"rules": [rule]}});
+        let api: Api<Ingress> = Api::namespaced(self.env.client.clone(), &self.env.ns);
+        api.patch(
+            "oms",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&ingress),
+        )
+        .await
+        .unwrap();
+    }
+
+    async fn patch_spec(&self, spec: serde_json::Value) {
+        self.env
+            .shops()
+            .patch(
+                "shop",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"spec": spec})),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn shopify_answers(&mut self, status: u16, type_: &str, reason: &'static str) {
+        self.env.sim.inject(Fault::Status {
+            shop: Some(DOMAIN.into()),
+            status,
+            count: 100_000,
+        });
+        self.expect_failure(type_, reason).await;
+        self.env.sim.clear_faults();
+        self.expect_ready().await;
+    }
+}
+
+fn b64(s: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failing_reason_is_one_warning_and_recovery_one_normal_event() {
+    let mut env = Env::new("events", fixture()).await;
+    env.secrets
+        .lock()
+        .unwrap()
+        .extend([TOKEN.to_string(), NARROW.to_string()]);
+    env.create_shop(
+        "shop",
+        spec(
+            DOMAIN,
+            "tok",
+            json!({"ingressRef": {"name": "oms"}}),
+            &["orders/create", "products/update"],
+        ),
+    )
+    .await;
+    env.start_operator("1s");
+    let addr = http_addr(env.operator.as_ref().unwrap()).await;
+    let mut walk = Walk {
+        env,
+        addr,
+        warnings: BTreeMap::new(),
+    };
+
+    // The token Secret: missing, without the key, not a token.
+    walk.expect_failure("TokenValid", "SecretNotFound").await;
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "tok"}, "data": {"token": b64(b"x")}})).unwrap();
+    walk.secrets()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    walk.expect_failure("TokenValid", "SecretKeyMissing").await;
+    walk.put_token(json!({"access-token": b64(&[0xff, 0xfe])})).await;
+    walk.expect_failure("TokenValid", "SecretKeyInvalid").await;
+
+    // A good token; the Ingress: missing, without a host, an invalid host.
+    walk.put_token(json!({"access-token": b64(TOKEN.as_bytes())}))
+        .await;
+    walk.expect_failure("WebhooksSynced", "IngressNotFound").await;
+    assert_eq!(walk.env.published("shop", "Normal", "TokenVerified").await, 1);
+    let backend = json!({"paths": [{"path": "/", "pathType": "Prefix",
+        "backend": {"service": {"name": "oms", "port": {"number": 80}}}}]});
+    walk.ingress(json!({"http": backend})).await;
+    walk.expect_failure("WebhooksSynced", "IngressHostMissing").await;
+    walk.ingress(json!({"host": "localhost", "http": backend})).await;
+    walk.expect_failure("WebhooksSynced", "InvalidHost").await;
+    walk.ingress(json!({"host": "oms.popsockets.com", "http": backend}))
+        .await;
+    walk.expect_ready().await;
+    assert_eq!(walk.env.published("shop", "Normal", "InSync").await, 1);
+
+    // Shopify refuses the shop, or fails.
+    walk.shopify_answers(402, "TokenValid", "ShopFrozen").await;
+    walk.shopify_answers(423, "TokenValid", "ShopLocked").await;
+    walk.shopify_answers(404, "TokenValid", "ShopNotFound").await;
+    walk.shopify_answers(403, "TokenValid", "MissingScope").await;
+    walk.shopify_answers(503, "WebhooksSynced", "ShopifyUnavailable")
+        .await;
+
+    // A token without read_products for products/update.
+    walk.put_token(json!({"access-token": b64(NARROW.as_bytes())}))
+        .await;
+    walk.expect_failure("WebhooksSynced", "MissingScopes").await;
+    walk.put_token(json!({"access-token": b64(TOKEN.as_bytes())}))
+        .await;
+    walk.expect_ready().await;
+
+    // A sync with a schedule that is not cron.
+    let job = json!({"spec": {"template": {"spec": {"containers": [{"name": "sync", "image": "oms"}]}}}});
+    walk.patch_spec(json!({"sync": [{"name": "orders", "schedule": "every day", "jobTemplate": job}]}))
+        .await;
+    walk.expect_failure("SyncHealthy", "InvalidSchedule").await;
+    walk.patch_spec(json!({"sync": null})).await;
+    walk.expect_ready().await;
+
+    // Observe, and the host moves: drift reported, nothing changed.
+    walk.patch_spec(json!({"managementPolicy": "Observe"})).await;
+    walk.ingress(json!({"host": "new.popsockets.com", "http": backend}))
+        .await;
+    walk.expect_failure("WebhooksSynced", "DriftDetected").await;
+
+    // Every Warning says what to do.
+    for reason in walk.warnings.keys() {
+        for e in walk.env.events("shop", reason).await {
+            let note = e.note.unwrap_or_default();
+            assert!(note.contains("To do: "), "{reason}: {note}");
+        }
+    }
+}
