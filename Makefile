@@ -3,14 +3,15 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo crds control-plane helm mariadb fmt lint
+.PHONY: test demo crds control-plane helm mariadb prometheus third-party-crds fmt lint
 
-## Build helm and the control plane (both cached), install MariaDB (once),
-## then format check, lints and every test.
-test: helm control-plane mariadb
+## Build helm and the control plane (both cached), install MariaDB and
+## Prometheus (once), fetch third-party CRDs (cached), then format check,
+## lints and every test.
+test: helm control-plane mariadb prometheus third-party-crds
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" $(CARGO) test --workspace
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" PROMETHEUS_BIN_DIR="$$(hack/prometheus.sh)" THIRD_PARTY_CRDS="$$(hack/crds.sh)" $(CARGO) test --workspace
 
 ## Local control plane + shopify-sim with the seed shops + the operator;
 ## stays up until Ctrl-C (DEMO_EXIT=1 stops after the Ingress host change).
@@ -44,6 +45,16 @@ helm:
 ## import tests (tests/import.rs) start their own mariadbd from it.
 mariadb:
 	hack/mariadb.sh >/dev/null
+
+## Install Debian's prometheus (the server and promtool; once, no service
+## left running); the alert tests (tests/alerts.rs) run both.
+prometheus:
+	hack/prometheus.sh >/dev/null
+
+## The Prometheus Operator's CRDs from its Go module (cached); the chart
+## tests apply the PrometheusRule and ServiceMonitor with them.
+third-party-crds:
+	hack/crds.sh >/dev/null
 
 fmt:
 	$(CARGO) fmt

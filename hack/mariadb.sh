@@ -19,6 +19,8 @@ dest="$cache_root/mariadb/bin"
 programs=(mariadbd mariadb-install-db mariadb)
 
 say() { printf '[mariadb] %s\n' "$*" >&2; }
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 now() { date +%s; }
 
 has_all() {
@@ -26,49 +28,13 @@ has_all() {
   for p in "${programs[@]}"; do [[ -x "$dir/$p" ]] || return 1; done
 }
 
-# Where the package put a program: PATH, else the sbin folders that a
-# non-root PATH lacks.
-locate() {
-  local p="$1"
-  command -v "$p" 2>/dev/null && return
-  for d in /usr/sbin /usr/bin /usr/local/sbin /usr/local/bin; do
-    [[ -x "$d/$p" ]] && { echo "$d/$p"; return; }
-  done
-  return 1
-}
-
 installed() {
   for p in "${programs[@]}"; do locate "$p" >/dev/null || return 1; done
 }
 
 install_packages() {
-  [[ "$(id -u)" == 0 ]] || { say "mariadb-server is not installed and this is not root; install it (apt-get install mariadb-server mariadb-client) or set MARIADB_BIN_DIR"; exit 1; }
-  command -v apt-get >/dev/null || { say "no apt-get here; install MariaDB by hand and set MARIADB_BIN_DIR"; exit 1; }
   local t0; t0=$(now)
-  # The package's postinst would start a system mariadb on port 3306 that
-  # nothing here uses; policy-rc.d answering 101 ("action forbidden") keeps
-  # it stopped. An existing policy-rc.d is put back afterwards.
-  local policy=/usr/sbin/policy-rc.d backup=""
-  if [[ -e "$policy" ]]; then
-    backup="$(mktemp)"
-    cp -p "$policy" "$backup"
-  fi
-  restore_policy() {
-    if [[ -n "$backup" ]]; then mv "$backup" "$policy"; else rm -f "$policy"; fi
-  }
-  trap restore_policy EXIT
-  printf '#!/bin/sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  # A fresh machine may never have fetched the package lists.
-  if ! apt-cache show mariadb-server >/dev/null 2>&1; then
-    say "apt-get update"
-    apt-get update -qq >&2
-  fi
-  say "installing mariadb-server mariadb-client (Debian packages)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    mariadb-server mariadb-client >&2
-  restore_policy
-  trap - EXIT
+  apt_install_quiet mariadb-server mariadb-client
   say "installed in $(( $(now) - t0 ))s"
 }
 

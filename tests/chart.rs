@@ -13,8 +13,6 @@
 
 mod support;
 
-use kube::CustomResourceExt;
-use shopify_operator::crd::ShopifyShop;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,10 +22,13 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shopify_operator::crd::ShopifyShop;
 use support::{Env, seed_fixture, spec, wait_for};
 use testenv::ControlPlane;
 
@@ -76,19 +77,7 @@ fn chart_dir() -> PathBuf {
 /// `HELM_BIN` if it is a file, else what `hack/helm.sh` builds (cached).
 fn helm() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        if let Some(bin) = std::env::var_os("HELM_BIN").map(PathBuf::from)
-            && bin.is_file()
-        {
-            return bin;
-        }
-        let out = Command::new(root().join("hack/helm.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run hack/helm.sh");
-        assert!(out.status.success(), "hack/helm.sh failed (see its output above)");
-        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
-    })
+    HELM.get_or_init(|| support::hack_tool("HELM_BIN", "helm.sh"))
 }
 
 /// Runs `cmd`; panics with its output unless it succeeds; returns stdout.
@@ -1137,4 +1126,87 @@ async fn namespaced_rbac_is_enough_for_webhooks_sync_and_oauth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_wide_rbac_is_enough_for_webhooks_sync_and_oauth() {
     prove_rbac(false).await;
+}
+
+/// The alerts ship as a PrometheusRule (off by default) whose groups are
+/// the plain rules file, and it and the ServiceMonitor are accepted by a
+/// real apiserver with the Prometheus Operator's own CRDs (from its Go
+/// module, `hack/crds.sh`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_rule_is_the_rules_file_and_the_apiserver_accepts_it() {
+    let docs = render("operators", &[], false);
+    assert!(docs.iter().all(|d| kind_of(d) != "PrometheusRule"));
+    let sets = [
+        ("prometheusRule.enabled", "true"),
+        ("prometheusRule.labels.release", "kube-prometheus-stack"),
+        ("serviceMonitor.enabled", "true"),
+    ];
+    let docs = render("operators", &sets, false);
+    let rule = one(&docs, "PrometheusRule");
+    assert_eq!(rule["metadata"]["labels"]["release"], "kube-prometheus-stack");
+    let file = std::fs::read_to_string(chart_dir().join("rules/shopify-operator.rules.yaml")).unwrap();
+    let plain: Value = serde_norway::from_str(&file).unwrap();
+    assert_eq!(
+        rule["spec"], plain,
+        "the PrometheusRule differs from the rules file"
+    );
+    let alerts: Vec<&str> = plain["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter_map(|r| r["alert"].as_str())
+        .collect();
+    for want in [
+        "ShopifyShopNotReady",
+        "ShopifyShopTokenInvalid",
+        "ShopifyShopTokenNeedsAttention",
+        "ShopifyShopSyncFailing",
+        "ShopifyShopApiVersionFallenForward",
+        "ShopifyWebhooksDriftRepaired",
+        "ShopifyOperatorAbsent",
+        "ShopifyOperatorNotLeading",
+        "ShopifyOperatorNotReconciling",
+        "ShopifyThrottlingSustained",
+    ] {
+        assert!(alerts.contains(&want), "no alert {want}: {alerts:?}");
+    }
+
+    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let crds_dir = support::hack_tool("THIRD_PARTY_CRDS", "crds.sh");
+    let crds: Vec<CustomResourceDefinition> = [
+        "monitoring.coreos.com_prometheusrules.yaml",
+        "monitoring.coreos.com_servicemonitors.yaml",
+    ]
+    .iter()
+    .map(|f| serde_norway::from_str(&std::fs::read_to_string(crds_dir.join(f)).unwrap()).unwrap())
+    .collect();
+    cp.install_crds(&crds).await.expect("Prometheus Operator CRDs");
+    let ns = cp.namespace("chart-rules").await.unwrap();
+    let file = cp.dir.join("chart-rules.json");
+    let items: Vec<Value> = docs
+        .iter()
+        .filter(|d| matches!(kind_of(d), "PrometheusRule" | "ServiceMonitor"))
+        .map(|d| {
+            let mut d = d.clone();
+            d["metadata"]["namespace"] = json!(ns);
+            d
+        })
+        .collect();
+    std::fs::write(
+        &file,
+        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    )
+    .unwrap();
+    let out = run(kubectl(cp).args(["apply", "-f"]).arg(&file));
+    for kind in [
+        "prometheusrule.monitoring.coreos.com",
+        "servicemonitor.monitoring.coreos.com",
+    ] {
+        assert!(out.contains(kind), "{kind} not created: {out}");
+    }
+    // Stored as rendered: the schema pruned nothing.
+    let stored = run(kubectl(cp).args(["get", "prometheusrules", "-n", &ns, "-o", "json"]));
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored["items"][0]["spec"], plain);
 }

@@ -8,16 +8,16 @@
 
 mod support;
 
-use kube::CustomResourceExt;
-use shopify_operator::crd::ShopifyShop;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::CustomResourceExt;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use rand::RngExt;
 use serde_json::json;
+use shopify_operator::crd::ShopifyShop;
 use shopify_sim::{Fault, Fixture, ShopFixture, TokenFixture};
 use support::{Env, spec, wait_for};
 use testenv::{ControlPlane, Options};

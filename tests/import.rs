@@ -4,7 +4,6 @@
 //! tables and cluster writes are checked, and so is that no token or
 //! database password ever reaches stderr or a table.
 
-use kube::CustomResourceExt;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,6 +14,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::CustomResourceExt;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;

@@ -4,13 +4,13 @@
 //! no-op, then changes the Ingress host and shows every subscription follow.
 //! Local only (loopback).
 
-use kube::CustomResourceExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use shopify_admin::{ClientConfig, ShopifyClient};
 use shopify_operator::controller::{self, Context, Settings};
