@@ -1,5 +1,6 @@
-# Sourced by hack/*.sh: installs Debian packages without leaving a system
-# service running. Needs `say` defined by the caller.
+# Sourced by hack/mariadb.sh and hack/prometheus.sh: installs Debian
+# packages without leaving a system service running, and gathers their
+# programs in one cache folder. Needs `say` defined by the caller.
 
 # apt_install_quiet PACKAGE... — as root, with apt-get; a package's postinst
 # would start its system service (mariadb on 3306, prometheus on 9090) that
@@ -39,4 +40,35 @@ locate() {
     [[ -x "$d/$p" ]] && { echo "$d/$p"; return; }
   done
   return 1
+}
+
+# provide OVERRIDE DEST "PACKAGE..." PROGRAM... — prints a folder holding
+# every PROGRAM: the folder named by the variable OVERRIDE if it has them,
+# else DEST with links to them, installing the packages first if a program
+# is missing.
+provide() {
+  local override="$1" dest="$2" packages="$3"; shift 3
+  local p dir="${!override:-}"
+  has_all() {
+    for p in "$@"; do [[ -x "$dir/$p" ]] || return 1; done
+  }
+  if [[ -n "$dir" ]] && has_all "$@"; then
+    say "using $override=$dir"
+    echo "$dir"
+    return
+  fi
+  local missing=""
+  for p in "$@"; do locate "$p" >/dev/null || missing=1; done
+  if [[ -n "$missing" ]]; then
+    local t0; t0=$(date +%s)
+    # shellcheck disable=SC2086  # a list of package names
+    apt_install_quiet $packages
+    say "installed in $(( $(date +%s) - t0 ))s"
+  fi
+  mkdir -p "$dest"
+  for p in "$@"; do
+    local target; target="$(locate "$p")" || { say "$p missing after installing $packages"; exit 1; }
+    [[ "$(readlink "$dest/$p" 2>/dev/null)" == "$target" ]] || ln -sfn "$target" "$dest/$p"
+  done
+  echo "$dest"
 }
