@@ -383,6 +383,12 @@ pub struct ShopifyShopStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync_now_handled: Option<String>,
 
+    /// The last `shopify-operator.dev/reconcile-requested-at` (or Flux's
+    /// `reconcile.fluxcd.io/requestedAt`) annotation value acted on: the
+    /// pass for it re-checked the token and re-listed the shop on Shopify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+
     /// The newest `lastSuccessfulTime` of all syncs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,

@@ -12,6 +12,13 @@ pub const FINALIZER: &str = "shopify-operator.dev/cleanup";
 /// `pathTemplate`: `{topic}` is the REST topic with `/` replaced by `_`).
 pub const WEBHOOKS_PATH_TEMPLATE: &str = "/shopify/webhooks/{topic}";
 
+/// Annotation asking for a reconcile now (any new value): the token is
+/// re-checked and the shop re-listed on Shopify, bypassing the caches.
+pub const RECONCILE_REQUESTED_AT: &str = "shopify-operator.dev/reconcile-requested-at";
+
+/// Flux's annotation for the same, honoured so `flux reconcile` habits work.
+pub const FLUX_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
+
 /// The topic of the operator's own webhook endpoint.
 pub const UNINSTALLED_TOPIC: &str = "app/uninstalled";
 

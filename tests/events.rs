@@ -16,7 +16,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use shopify_sim::{Fault, Fixture, ShopFixture, TokenFixture};
-use support::{Env, http_addr, spec, wait_for};
+use support::{Env, http_addr, reconciles, spec, wait_for};
 
 const DOMAIN: &str = "events-shop.myshopify.com";
 const TOKEN: &str = "shpat_events_all_scopes";
@@ -40,22 +40,6 @@ fn fixture() -> Fixture {
         }],
         ..Default::default()
     }
-}
-
-/// Reconciles the operator has finished, from its `/metrics`.
-async fn reconciles(addr: &str) -> Option<u64> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    Some(
-        text.lines()
-            .filter(|l| l.starts_with("shopify_operator_reconciles_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64,
-    )
 }
 
 struct Walk {

@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use shopify_operator::crd::TopicState;
 use shopify_sim::{Fault, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
-use support::{Env, seed_fixture, spec, wait_for};
+use support::{Env, http_addr, reconciles, seed_fixture, spec, wait_for};
 
 const HOST: &str = "oms.popsockets.com";
 
@@ -730,4 +730,79 @@ async fn shops_outside_the_allow_list_get_no_request() {
         0,
         "a request went to a shop not allowed"
     );
+}
+
+/// `shopify-operator.dev/reconcile-requested-at` (or Flux's
+/// `reconcile.fluxcd.io/requestedAt`): a new value re-checks the token and
+/// re-lists the shop now, long before the resync; the value is echoed in
+/// `status.lastHandledReconcileAt`; the same value again sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconcile_request_relists_now_and_only_once() {
+    let domain = "ondemand-shop.myshopify.com";
+    let mut env = Env::new("ondemand", one_shop(domain, "shpat_ondemand", &[])).await;
+    env.token_secret("tok", "shpat_ondemand").await;
+    env.create_shop(
+        "shop",
+        spec(domain, "tok", json!({"host": HOST}), &["orders/create"]),
+    )
+    .await;
+    env.start_operator("10m");
+    env.wait_condition("shop", "Ready", "True", None).await;
+    let addr = http_addr(env.operator.as_ref().unwrap()).await;
+    let handled = || async {
+        let shop = env.shops().get("shop").await.ok()?;
+        shop.status?.last_handled_reconcile_at
+    };
+    let annotate = |annotations: serde_json::Value| {
+        let shops = env.shops();
+        async move {
+            let patch = json!({"metadata": {"annotations": annotations}});
+            shops
+                .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+
+    // Shopify lost the subscription; with a 10-minute resync nobody would
+    // notice for a while. A request repairs it now.
+    let id = env.sim.subscriptions(domain)[0].id.clone();
+    assert!(env.sim.delete_subscription(domain, &id));
+    let before = env.sim.counters(domain).requests;
+    annotate(json!({"shopify-operator.dev/reconcile-requested-at": "r1"})).await;
+    wait_for(
+        "r1 handled and the subscription back",
+        Duration::from_secs(20),
+        || async {
+            (handled().await.as_deref() == Some("r1") && env.sim.subscriptions(domain).len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    // The token check and the list (and the repair) went to Shopify.
+    let after = env.sim.counters(domain).requests;
+    assert!(after >= before + 3, "{before} -> {after} requests");
+
+    // Another annotation changes (so the shop is reconciled) but not the
+    // request: nothing is sent.
+    let passes = reconciles(&addr).await.unwrap();
+    annotate(json!({"team": "oms"})).await;
+    wait_for(
+        "a pass for the new annotation",
+        Duration::from_secs(20),
+        || async { (reconciles(&addr).await? > passes).then_some(()) },
+    )
+    .await;
+    assert_eq!(env.sim.counters(domain).requests, after);
+
+    // Flux's annotation on its own.
+    annotate(
+        json!({"shopify-operator.dev/reconcile-requested-at": null, "reconcile.fluxcd.io/requestedAt": "f1"}),
+    )
+    .await;
+    wait_for("f1 handled", Duration::from_secs(20), || async {
+        (handled().await.as_deref() == Some("f1")).then_some(())
+    })
+    .await;
+    assert!(env.sim.counters(domain).requests >= after + 2);
 }

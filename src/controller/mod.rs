@@ -112,8 +112,13 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     // 3. The token Secret, read once per pass: a migration or refresh
     //    returns the Secret it stored, and the token is taken from that.
     let tokens = token::prepare(ctx, shop, allowed).await?;
-    // 4. Webhooks (and the token check with Shopify).
-    let mut outcome = webhooks_step(ctx, shop, &tokens, host, allowed).await;
+    // 4. Webhooks (and the token check with Shopify); a reconcile request
+    //    re-checks the token and re-lists now, whatever the caches say.
+    let requested = status::reconcile_request(shop);
+    if requested.is_some() {
+        ctx.token_checks.forget(&shop.uid().unwrap_or_default());
+    }
+    let mut outcome = webhooks_step(ctx, shop, &tokens, host, allowed, requested.is_some()).await;
     let expires_at = tokens.expires_at;
     tokens.finish(ctx, shop, &mut outcome).await?;
     // 5. Sync Jobs; new ones only with a valid token.
@@ -132,6 +137,9 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let extra = webhooks::extra_subscriptions(&ctx.settings, shop).len();
     let mut next = status::next(shop, &parts, &outcome, &syncs, &status::now(), extra);
     next.token_expires_at = expires_at.map(Time);
+    if let Some(value) = requested {
+        next.last_handled_reconcile_at = Some(value.to_string());
+    }
     let ns = shop.namespace().unwrap_or_default();
     let name = shop.name_any();
     for c in &next.conditions {
@@ -170,13 +178,14 @@ async fn finalizer_step(ctx: &Context, shop: &ShopifyShop) -> Result<Option<Acti
 /// The webhooks outcome of this pass: nothing is sent for a shop outside
 /// the allow-list, an uninstalled app or an unreadable token; a recent pass
 /// with the same inputs is reused from status (a Job finishing or a
-/// schedule slot costs no Shopify request).
+/// schedule slot costs no Shopify request) unless `fresh` asks otherwise.
 async fn webhooks_step(
     ctx: &Context,
     shop: &ShopifyShop,
     tokens: &token::TokenStep,
     host: Option<Result<String, host::HostError>>,
     allowed: bool,
+    fresh: bool,
 ) -> webhooks::Outcome {
     let uid = shop.uid().unwrap_or_default();
     match tokens.token(shop) {
@@ -186,7 +195,8 @@ async fn webhooks_step(
         Err(e) => token_unreadable(shop, &e),
         Ok(token) => {
             let key = context::pass_key(shop, &host, &token);
-            match status::reused_outcome(shop).filter(|_| ctx.recent_pass(&uid, key)) {
+            let reused = status::reused_outcome(shop).filter(|_| !fresh && ctx.recent_pass(&uid, key));
+            match reused {
                 Some(reused) => reused,
                 None => {
                     let out = webhooks::reconcile(ctx, shop, &token, host).await;

@@ -12,7 +12,7 @@ use kube::runtime::events::EventType;
 use super::conditions::{self, Cond, ConditionType, Status, Transition};
 use super::{Context, Error, Note, sync, webhooks};
 use crate::crd::{ShopifyShop, ShopifyShopStatus, TopicState};
-use crate::names::FIELD_MANAGER;
+use crate::names::{FIELD_MANAGER, FLUX_REQUESTED_AT, RECONCILE_REQUESTED_AT};
 
 /// Now, at the precision the apiserver stores.
 pub(super) fn now() -> Time {
@@ -57,6 +57,20 @@ pub(super) fn next(
     status.last_sync_time = syncs.last_sync_time.clone();
     status.sync_now_handled = syncs.trigger_handled.clone();
     status
+}
+
+/// The value of a reconcile request (our annotation, else Flux's) not yet
+/// handled, if any. Pure.
+pub(super) fn reconcile_request(shop: &ShopifyShop) -> Option<&str> {
+    let annotations = shop.metadata.annotations.as_ref()?;
+    let value = [RECONCILE_REQUESTED_AT, FLUX_REQUESTED_AT]
+        .iter()
+        .find_map(|k| annotations.get(*k).filter(|v| !v.is_empty()))?;
+    let handled = shop
+        .status
+        .as_ref()
+        .and_then(|s| s.last_handled_reconcile_at.as_deref());
+    (handled != Some(value.as_str())).then_some(value.as_str())
 }
 
 /// The Events of this pass's condition transitions: one Warning when a
@@ -154,4 +168,40 @@ pub(super) async fn write(
     .map_err(Error::StatusWrite)?;
     ctx.metrics.status_writes.inc();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shop(annotations: serde_json::Value, handled: Option<&str>) -> ShopifyShop {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "shopify-operator.dev/v1alpha1",
+            "kind": "ShopifyShop",
+            "metadata": {"name": "online", "annotations": annotations},
+            "spec": {"domain": "a.myshopify.com", "token": {"secretRef": {"name": "t"}}},
+            "status": {"lastHandledReconcileAt": handled},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_reconcile_request_is_new_once() {
+        let ours = serde_json::json!({RECONCILE_REQUESTED_AT: "2026-12-02T12:00:00Z"});
+        assert_eq!(
+            reconcile_request(&shop(ours.clone(), None)),
+            Some("2026-12-02T12:00:00Z")
+        );
+        assert_eq!(reconcile_request(&shop(ours, Some("2026-12-02T12:00:00Z"))), None);
+        // Flux's annotation works alone; ours wins when both are set.
+        let flux = serde_json::json!({FLUX_REQUESTED_AT: "f1"});
+        assert_eq!(reconcile_request(&shop(flux, Some("old"))), Some("f1"));
+        let both = serde_json::json!({FLUX_REQUESTED_AT: "f2", RECONCILE_REQUESTED_AT: "o2"});
+        assert_eq!(reconcile_request(&shop(both, Some("f2"))), Some("o2"));
+        assert_eq!(
+            reconcile_request(&shop(serde_json::json!({RECONCILE_REQUESTED_AT: ""}), None)),
+            None
+        );
+        assert_eq!(reconcile_request(&shop(serde_json::json!({}), None)), None);
+    }
 }

@@ -74,6 +74,23 @@ pub async fn http_addr(p: &Supervised) -> String {
     .await
 }
 
+/// Reconciles an operator (at HTTP address `addr`) has finished, from its
+/// `/metrics`.
+pub async fn reconciles(addr: &str) -> Option<u64> {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("shopify_operator_reconciles_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
+}
+
 /// One test's world.
 pub struct Env {
     pub cp: &'static ControlPlane,
