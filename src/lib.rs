@@ -23,3 +23,4 @@ mod names;
 pub mod public;
 pub mod run;
 mod token_store;
+pub mod webhook;

@@ -25,6 +25,18 @@ enum Command {
     /// applied to the cluster.
     #[command(after_help = shopify_operator::import::EXIT_CODES_HELP)]
     Import(Box<shopify_operator::import::ImportArgs>),
+    /// Webhook tools for cutover checks.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum WebhookCommand {
+    /// Send one delivery exactly as Shopify would (sample body, Shopify's
+    /// headers, HMAC with the app's client secret) to the address the
+    /// shop's subscription for the topic has now.
+    #[command(after_help = shopify_operator::webhook::EXIT_CODES_HELP)]
+    Trigger(Box<shopify_operator::webhook::TriggerArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +67,13 @@ fn main() -> std::process::ExitCode {
                     std::process::ExitCode::from(shopify_operator::import::report::EXIT_FATAL)
                 }
             }
+        }
+        Command::Webhook(WebhookCommand::Trigger(args)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            std::process::ExitCode::from(runtime.block_on(shopify_operator::webhook::trigger(*args)))
         }
         Command::Run(args) => {
             shopify_operator::run::init_tracing(args.log_format);

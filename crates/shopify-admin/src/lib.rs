@@ -44,11 +44,13 @@ pub use bucket::{Bucket, QueryCost, ThrottleStatus};
 pub use client::{ClientConfig, ClientStats, ShopifyClient, is_valid_shop_domain};
 pub use error::{ShopifyError, UserError};
 pub use graphql::ApiVersion;
-pub use hmac::{SecretUsed, verify_oauth_query, verify_webhook};
+pub use hmac::{SecretUsed, sign_webhook, verify_oauth_query, verify_webhook};
 pub use oauth::TokenGrant;
 pub use scope::required_scope;
 pub use token::{AccessToken, ClientSecret, RefreshToken, constant_time_eq};
-pub use topic::{enum_to_rest, rest_to_enum, topic_path_segment, webhook_address};
+pub use topic::{
+    KNOWN_TOPICS, enum_to_rest, is_compliance_topic, rest_to_enum, topic_path_segment, webhook_address,
+};
 pub use types::{
     Change, ChangeResult, Format, Listing, ResponseMeta, ServedVersion, Subscription, TokenInfo,
 };

@@ -34,6 +34,7 @@ fn ok(body: serde_json::Value) -> Response {
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/deliveries", post(super::deliver::deliveries))
         .route("/fixture", post(load_fixture))
         .route("/shops/{shop}/subscriptions", get(list_subs).post(add_sub))
         .route("/shops/{shop}/subscriptions/{id}", delete(delete_sub))

@@ -28,6 +28,8 @@ const DEPRECATION_DOCS: &str = "https://shopify.dev/api/usage/versioning#depreca
 pub(crate) struct App {
     pub state: Arc<SimState>,
     pub schemas: Schemas,
+    /// Sends webhook deliveries (trusting `SimConfig::ca_file` too).
+    pub deliverer: reqwest::Client,
 }
 
 /// The body Shopify sends with a status (only 401 and 404 are documented;

@@ -23,6 +23,7 @@ mod authorize;
 mod bucket;
 mod cost;
 mod counters;
+mod deliver;
 mod engine;
 mod faults;
 mod fixture;
@@ -80,6 +81,9 @@ pub struct SimConfig {
     /// HTTP status of a `THROTTLED` answer. Shopify's is unconfirmed (200 or
     /// 429), so the default 200 can be switched to test both paths.
     pub throttled_http_status: u16,
+    /// PEM CA certificates trusted for webhook deliveries besides the
+    /// public roots (a staging OMS behind a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -95,6 +99,7 @@ impl Default for SimConfig {
             webhook_api_version: "2025-07".into(),
             uri_since: versions::DEFAULT_URI_SINCE.into(),
             throttled_http_status: 200,
+            ca_file: None,
         }
     }
 }
@@ -132,9 +137,19 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
     state.load(cfg.fixture);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
+    let mut deliverer = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &cfg.ca_file {
+        let pem = std::fs::read(path)?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| invalid(e.to_string()))? {
+            deliverer = deliverer.add_root_certificate(cert);
+        }
+    }
     let app = Arc::new(http::App {
         state: state.clone(),
         schemas,
+        deliverer: deliverer.build().map_err(|e| invalid(e.to_string()))?,
     });
     let router = Router::new()
         .route("/{shop}/admin/api/{version}/graphql.json", post(http::graphql))

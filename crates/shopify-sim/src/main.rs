@@ -47,6 +47,15 @@ struct Args {
     /// HTTP status of THROTTLED answers (Shopify's is unconfirmed: 200 or 429).
     #[arg(long, env = "SIM_THROTTLED_STATUS", default_value_t = 200)]
     throttled_status: u16,
+    /// PEM CA certificates to trust for webhook deliveries (a staging OMS
+    /// behind a private CA).
+    #[arg(long, env = "SIM_CA_FILE")]
+    ca_file: Option<PathBuf>,
+    /// Instead of serving: ask the simulator running at --listen to send
+    /// one signed delivery of TOPIC to every subscription of SHOP for it,
+    /// print what each endpoint answered, and exit (1 if any was not 2xx).
+    #[arg(long, value_name = "SHOP:TOPIC")]
+    deliver: Option<String>,
 }
 
 #[tokio::main]
@@ -66,7 +75,35 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// `--deliver SHOP:TOPIC`: one call to a running simulator's admin API.
+async fn deliver(listen: SocketAddr, what: &str) -> Result<(), String> {
+    let (shop, topic) = what
+        .split_once(':')
+        .ok_or_else(|| format!("--deliver {what:?}: expected SHOP:TOPIC"))?;
+    let resp = reqwest::Client::new()
+        .post(format!("http://{listen}/_sim/deliveries"))
+        .json(&serde_json::json!({"shop": shop, "topic": topic}))
+        .send()
+        .await
+        .map_err(|e| format!("no simulator at {listen}: {e}"))?;
+    let code = resp.status();
+    let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    let delivered = body["deliveries"].as_array().is_some_and(|d| {
+        d.iter()
+            .all(|d| d["status"].as_u64().is_some_and(|s| (200..300).contains(&s)))
+    });
+    if code.is_success() && delivered {
+        Ok(())
+    } else {
+        Err(format!("not every delivery was answered 2xx ({code})"))
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
+    if let Some(what) = &args.deliver {
+        return deliver(args.listen, what).await;
+    }
     let fixture = match &args.fixture {
         Some(path) => Fixture::from_file(path)?,
         None => Fixture::default(),
@@ -82,6 +119,7 @@ async fn run(args: Args) -> Result<(), String> {
         webhook_api_version: args.webhook_api_version,
         uri_since: args.uri_since,
         throttled_http_status: args.throttled_status,
+        ca_file: args.ca_file,
         ..SimConfig::default()
     };
     if !args.api_versions.is_empty() {
