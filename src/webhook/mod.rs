@@ -83,6 +83,9 @@ pub fn sample(topic: &str) -> Option<&'static str> {
     Some(match topic {
         "orders/create" => include_str!("samples/orders_create.json"),
         "orders/updated" => include_str!("samples/orders_updated.json"),
+        "orders/cancelled" => include_str!("samples/orders_cancelled.json"),
+        "orders/fulfilled" => include_str!("samples/orders_fulfilled.json"),
+        "customers/update" => include_str!("samples/customers_update.json"),
         "products/update" => include_str!("samples/products_update.json"),
         "app/uninstalled" => include_str!("samples/app_uninstalled.json"),
         _ => return None,
@@ -353,6 +356,9 @@ mod tests {
         for t in [
             "orders/create",
             "orders/updated",
+            "orders/cancelled",
+            "orders/fulfilled",
+            "customers/update",
             "products/update",
             "app/uninstalled",
         ] {
@@ -374,7 +380,7 @@ mod tests {
                 .unwrap_err()
                 .contains("compliance")
         );
-        let mut a = args("orders/cancelled");
+        let mut a = args("refunds/create");
         a.address = Some("http://oms.popsockets.com/x".parse().unwrap());
         assert!(resolve(&shop(), &a).unwrap_err().contains("not https"));
         // --address with a topic that has no sample: {} and a warning.
