@@ -159,6 +159,24 @@ fn trigger(env: &Env, args: &[&str]) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), stdout, stderr)
 }
 
+/// `trigger` of shop `shop`'s orders/create to `receiver` (`--address`),
+/// trusting the receiver's CA.
+fn trigger_at(env: &Env, receiver: &Receiver) -> (i32, String, String) {
+    let url = receiver.url("/webhooks/orders_create");
+    let ca = receiver.ca.display().to_string();
+    let args = [
+        "--shop",
+        "shop",
+        "--topic",
+        "orders/create",
+        "--address",
+        &url,
+        "--ca-file",
+        &ca,
+    ];
+    trigger(env, &args)
+}
+
 /// The shop as the operator would have left it: subscriptions for
 /// orders/create and products/update at `address` (written to status by
 /// hand, since the operator never points a subscription at localhost).
@@ -223,42 +241,14 @@ async fn trigger_signs_like_shopify_and_tells_failures_apart() {
 
     // An endpoint that verifies with another secret: 401, the signature code.
     let other = Receiver::start(&dir.join("other"), &["localhost"], "another-secret").await;
-    let url = other.url("/webhooks/orders_create");
-    let ca_other = other.ca.display().to_string();
-    let (code, _, stderr) = trigger(
-        &env,
-        &[
-            "--shop",
-            "shop",
-            "--topic",
-            "orders/create",
-            "--address",
-            &url,
-            "--ca-file",
-            &ca_other,
-        ],
-    );
+    let (code, _, stderr) = trigger_at(&env, &other);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("refused the signature"), "{stderr}");
     assert_eq!(other.seen().len(), 1);
 
     // A certificate for another name: the TLS code, nothing delivered.
     let wrong = Receiver::start(&dir.join("wrong"), &["oms.example.com"], APP_SECRET).await;
-    let url = wrong.url("/webhooks/orders_create");
-    let ca_wrong = wrong.ca.display().to_string();
-    let (code, _, stderr) = trigger(
-        &env,
-        &[
-            "--shop",
-            "shop",
-            "--topic",
-            "orders/create",
-            "--address",
-            &url,
-            "--ca-file",
-            &ca_wrong,
-        ],
-    );
+    let (code, _, stderr) = trigger_at(&env, &wrong);
     assert_eq!(code, 5, "{stderr}");
     assert!(stderr.contains("TLS"), "{stderr}");
     assert!(wrong.seen().is_empty());
