@@ -52,11 +52,25 @@ struct Walk {
 impl Walk {
     /// Waits until `type_` is False with `reason`, then until the operator
     /// has made two more passes, and checks that exactly one more Warning
-    /// with that reason was published, and no other Warning.
-    async fn expect_failure(&mut self, type_: &str, reason: &'static str) {
+    /// with that reason was published, and no other Warning; and that
+    /// kstatus's pair says `progress` (`Stalled`: a person must act,
+    /// `Reconciling`: the operator retries, `""`: neither).
+    async fn expect_failure(&mut self, type_: &str, reason: &'static str, progress: &str) {
         self.env
             .wait_condition("shop", type_, "False", Some(reason))
             .await;
+        for kstatus in ["Stalled", "Reconciling"] {
+            let (status, r, _) = self.env.condition("shop", kstatus).await.expect(kstatus);
+            if kstatus == progress {
+                assert_eq!(
+                    (status.as_str(), r.as_str()),
+                    ("True", reason),
+                    "{kstatus} for {reason}"
+                );
+            } else {
+                assert_eq!(status, "False", "{kstatus} for {reason}");
+            }
+        }
         let seen = reconciles(&self.addr).await.unwrap_or_default();
         wait_for("two more passes", Duration::from_secs(30), || async {
             (reconciles(&self.addr).await? >= seen + 2).then_some(())
@@ -113,13 +127,13 @@ impl Walk {
             .unwrap();
     }
 
-    async fn shopify_answers(&mut self, status: u16, type_: &str, reason: &'static str) {
+    async fn shopify_answers(&mut self, status: u16, type_: &str, reason: &'static str, progress: &str) {
         self.env.sim.inject(Fault::Status {
             shop: Some(DOMAIN.into()),
             status,
             count: 100_000,
         });
-        self.expect_failure(type_, reason).await;
+        self.expect_failure(type_, reason, progress).await;
         self.env.sim.clear_faults();
         self.expect_ready().await;
     }
@@ -156,45 +170,81 @@ async fn each_failing_reason_is_one_warning_and_recovery_one_normal_event() {
     };
 
     // The token Secret: missing, without the key, not a token.
-    walk.expect_failure("TokenValid", "SecretNotFound").await;
+    walk.expect_failure("TokenValid", "SecretNotFound", "Stalled")
+        .await;
     let secret: Secret =
         serde_json::from_value(json!({"metadata": {"name": "tok"}, "data": {"token": b64(b"x")}})).unwrap();
     walk.secrets()
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    walk.expect_failure("TokenValid", "SecretKeyMissing").await;
+    walk.expect_failure("TokenValid", "SecretKeyMissing", "Stalled")
+        .await;
     walk.put_token(json!({"access-token": b64(&[0xff, 0xfe])})).await;
-    walk.expect_failure("TokenValid", "SecretKeyInvalid").await;
+    walk.expect_failure("TokenValid", "SecretKeyInvalid", "Stalled")
+        .await;
 
     // A good token; the Ingress: missing, without a host, an invalid host.
     walk.put_token(json!({"access-token": b64(TOKEN.as_bytes())}))
         .await;
-    walk.expect_failure("WebhooksSynced", "IngressNotFound").await;
+    walk.expect_failure("WebhooksSynced", "IngressNotFound", "Stalled")
+        .await;
     assert_eq!(walk.env.published("shop", "Normal", "TokenVerified").await, 1);
     let backend = json!({"paths": [{"path": "/", "pathType": "Prefix",
         "backend": {"service": {"name": "oms", "port": {"number": 80}}}}]});
     walk.ingress(json!({"http": backend})).await;
-    walk.expect_failure("WebhooksSynced", "IngressHostMissing").await;
+    walk.expect_failure("WebhooksSynced", "IngressHostMissing", "Stalled")
+        .await;
     walk.ingress(json!({"host": "localhost", "http": backend})).await;
-    walk.expect_failure("WebhooksSynced", "InvalidHost").await;
+    walk.expect_failure("WebhooksSynced", "InvalidHost", "Stalled")
+        .await;
     walk.ingress(json!({"host": "oms.popsockets.com", "http": backend}))
         .await;
     walk.expect_ready().await;
     assert_eq!(walk.env.published("shop", "Normal", "InSync").await, 1);
 
     // Shopify refuses the shop, or fails.
-    walk.shopify_answers(402, "TokenValid", "ShopFrozen").await;
-    walk.shopify_answers(423, "TokenValid", "ShopLocked").await;
-    walk.shopify_answers(404, "TokenValid", "ShopNotFound").await;
-    walk.shopify_answers(403, "TokenValid", "MissingScope").await;
-    walk.shopify_answers(503, "WebhooksSynced", "ShopifyUnavailable")
+    walk.shopify_answers(402, "TokenValid", "ShopFrozen", "Stalled")
         .await;
+    walk.shopify_answers(423, "TokenValid", "ShopLocked", "Stalled")
+        .await;
+    walk.shopify_answers(404, "TokenValid", "ShopNotFound", "Stalled")
+        .await;
+    walk.shopify_answers(403, "TokenValid", "MissingScope", "Stalled")
+        .await;
+    walk.shopify_answers(503, "WebhooksSynced", "ShopifyUnavailable", "Reconciling")
+        .await;
+
+    // A new generation while Shopify fails is not observed yet (kstatus:
+    // InProgress), and is once the change reached Shopify.
+    walk.env.sim.inject(Fault::Status {
+        shop: Some(DOMAIN.into()),
+        status: 503,
+        count: 100_000,
+    });
+    walk.patch_spec(json!({"webhooks": {"topics": ["orders/create", "products/update", "orders/updated"]}}))
+        .await;
+    walk.expect_failure("WebhooksSynced", "ShopifyUnavailable", "Reconciling")
+        .await;
+    let generations = || async {
+        let shop = walk.env.shops().get("shop").await.unwrap();
+        (shop.status.unwrap().observed_generation, shop.metadata.generation)
+    };
+    let (observed, generation) = generations().await;
+    assert!(
+        observed < generation,
+        "observed {observed:?} of {generation:?} while Shopify fails"
+    );
+    walk.env.sim.clear_faults();
+    walk.expect_ready().await;
+    let (observed, generation) = generations().await;
+    assert_eq!(observed, generation);
 
     // A token without read_products for products/update.
     walk.put_token(json!({"access-token": b64(NARROW.as_bytes())}))
         .await;
-    walk.expect_failure("WebhooksSynced", "MissingScopes").await;
+    walk.expect_failure("WebhooksSynced", "MissingScopes", "Stalled")
+        .await;
     walk.put_token(json!({"access-token": b64(TOKEN.as_bytes())}))
         .await;
     walk.expect_ready().await;
@@ -203,7 +253,8 @@ async fn each_failing_reason_is_one_warning_and_recovery_one_normal_event() {
     let job = json!({"spec": {"template": {"spec": {"containers": [{"name": "sync", "image": "oms"}]}}}});
     walk.patch_spec(json!({"sync": [{"name": "orders", "schedule": "every day", "jobTemplate": job}]}))
         .await;
-    walk.expect_failure("SyncHealthy", "InvalidSchedule").await;
+    walk.expect_failure("SyncHealthy", "InvalidSchedule", "Stalled")
+        .await;
     walk.patch_spec(json!({"sync": null})).await;
     walk.expect_ready().await;
 
@@ -211,7 +262,7 @@ async fn each_failing_reason_is_one_warning_and_recovery_one_normal_event() {
     walk.patch_spec(json!({"managementPolicy": "Observe"})).await;
     walk.ingress(json!({"host": "new.popsockets.com", "http": backend}))
         .await;
-    walk.expect_failure("WebhooksSynced", "DriftDetected").await;
+    walk.expect_failure("WebhooksSynced", "DriftDetected", "").await;
 
     // Every Warning says what to do.
     for reason in walk.warnings.keys() {

@@ -23,15 +23,22 @@ pub enum ConditionType {
     WebhooksSynced,
     /// The shop's sync Jobs run on schedule and don't keep failing.
     SyncHealthy,
+    /// kstatus: the operator is still making Shopify match (a transient
+    /// failure it retries by itself; the message says when).
+    Reconciling,
+    /// kstatus: the operator cannot make progress until a person acts.
+    Stalled,
 }
 
 impl ConditionType {
     /// Every type, in the order `status.conditions` lists them.
-    pub const ALL: [ConditionType; 4] = [
+    pub const ALL: [ConditionType; 6] = [
         ConditionType::Ready,
         ConditionType::TokenValid,
         ConditionType::WebhooksSynced,
         ConditionType::SyncHealthy,
+        ConditionType::Reconciling,
+        ConditionType::Stalled,
     ];
 
     /// The types `Ready` aggregates, in the order their reasons win.
@@ -48,6 +55,8 @@ impl ConditionType {
             ConditionType::TokenValid => "TokenValid",
             ConditionType::WebhooksSynced => "WebhooksSynced",
             ConditionType::SyncHealthy => "SyncHealthy",
+            ConditionType::Reconciling => "Reconciling",
+            ConditionType::Stalled => "Stalled",
         }
     }
 }
@@ -260,6 +269,55 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// Whether a part that is not True for this reason needs a person
+    /// (`Stalled`), rather than the operator retrying by itself
+    /// (`Reconciling`) or being fine. Exhaustive, so a new reason is
+    /// classified by construction.
+    pub fn needs_person(self) -> bool {
+        match self {
+            Reason::SecretNotFound
+            | Reason::SecretKeyMissing
+            | Reason::SecretKeyInvalid
+            | Reason::TokenRevoked
+            | Reason::ShopFrozen
+            | Reason::MissingScope
+            | Reason::ShopNotFound
+            | Reason::ShopLocked
+            | Reason::TokenShopMismatch
+            | Reason::ShopNotAllowed
+            | Reason::AppUninstalled
+            | Reason::OAuthGrantRejected
+            | Reason::IngressNotFound
+            | Reason::IngressHostMissing
+            | Reason::InvalidHost
+            | Reason::ShopifyUserError
+            | Reason::InvalidSpec
+            | Reason::MissingScopes
+            | Reason::InvalidSchedule
+            | Reason::SyncFailing => true,
+            // Retried by the operator, a consequence of another condition,
+            // a deliberate mode (Observe), or fine.
+            Reason::ShopifyThrottled
+            | Reason::ShopifyUnavailable
+            | Reason::ShopifyProtocolError
+            | Reason::TokenInvalid
+            | Reason::DriftDetected
+            | Reason::Observe
+            | Reason::Reconciled
+            | Reason::TokenVerified
+            | Reason::TokenRefreshFailed
+            | Reason::RefreshTokenExpiring
+            | Reason::AppCredentialsMissing
+            | Reason::RefreshTokenMissing
+            | Reason::TokenMigrationFailed
+            | Reason::InSync
+            | Reason::NotConfigured
+            | Reason::Scheduled => false,
+        }
+    }
+}
+
 impl FromStr for Reason {
     type Err = ();
 
@@ -381,6 +439,61 @@ pub fn ready(parts: &[&Cond]) -> Cond {
         ),
         Some(c) => Cond::new(ConditionType::Ready, Status::False, c.reason, c.message.clone()),
     }
+}
+
+/// The kstatus pair for `parts` (Ready's parts): `Stalled` True with the
+/// first part that needs a person; else `Reconciling` True with the first
+/// part that is not True (or while a retry is due, `retry_in`), the message
+/// saying when the operator tries again. kstatus reads `Reconciling` first,
+/// so it is False whenever `Stalled` is True. Pure.
+pub fn progress(parts: &[&Cond], retry_in: Option<std::time::Duration>) -> (Cond, Cond) {
+    let ordered = || {
+        ConditionType::PARTS
+            .iter()
+            .filter_map(|t| parts.iter().find(|c| c.type_ == *t))
+            .filter(|c| c.status != Status::True)
+    };
+    let settled = |type_| Cond::new(type_, Status::False, Reason::Reconciled, "");
+    if let Some(c) = ordered().find(|c| c.reason.needs_person()) {
+        let stalled = Cond::new(
+            ConditionType::Stalled,
+            Status::True,
+            c.reason,
+            format!("{}: {}", c.type_, c.message),
+        );
+        return (settled(ConditionType::Reconciling), stalled);
+    }
+    let pending = ordered().find(|c| {
+        c.reason != Reason::TokenInvalid && c.reason != Reason::DriftDetected && c.reason != Reason::Observe
+    });
+    let reconciling = match (pending, retry_in) {
+        (Some(c), retry) => Some((c.reason, c.type_.as_str(), c.message.clone(), retry)),
+        (None, Some(retry)) => Some((Reason::Reconciled, "", String::new(), Some(retry))),
+        (None, None) => None,
+    };
+    let reconciling = match reconciling {
+        None => settled(ConditionType::Reconciling),
+        Some((reason, type_, message, retry)) => {
+            let when = retry.map_or("at the next resync".to_string(), |r| {
+                format!(
+                    "in {}",
+                    humantime::format_duration(std::time::Duration::from_secs(r.as_secs().max(1)))
+                )
+            });
+            let what = if type_.is_empty() {
+                String::new()
+            } else {
+                format!(" {type_}: {message}")
+            };
+            Cond::new(
+                ConditionType::Reconciling,
+                Status::True,
+                reason,
+                format!("retrying {when};{what}"),
+            )
+        }
+    };
+    (reconciling, settled(ConditionType::Stalled))
 }
 
 /// A move of one of Ready's parts that people should hear about (one
@@ -584,5 +697,73 @@ mod tests {
         // Ready never has its own.
         let ready = Cond::new(ConditionType::Ready, Status::False, Reason::SecretNotFound, "m");
         assert!(transitions(&[], &[&ready]).is_empty());
+    }
+
+    #[test]
+    fn kstatus_pair_stalls_on_what_needs_a_person_and_reconciles_while_retrying() {
+        let ok = |t| Cond::new(t, Status::True, Reason::Reconciled, "ok");
+        let (token, hooks, sync) = (
+            ok(ConditionType::TokenValid),
+            ok(ConditionType::WebhooksSynced),
+            ok(ConditionType::SyncHealthy),
+        );
+        let (reconciling, stalled) = progress(&[&token, &hooks, &sync], None);
+        assert_eq!(
+            (reconciling.status, stalled.status),
+            (Status::False, Status::False)
+        );
+
+        // A revoked token (and the syncs it stops): Stalled, with its reason.
+        let revoked = Cond::new(
+            ConditionType::TokenValid,
+            Status::False,
+            Reason::TokenRevoked,
+            "401",
+        );
+        let blocked = Cond::new(
+            ConditionType::SyncHealthy,
+            Status::False,
+            Reason::TokenInvalid,
+            "no token",
+        );
+        let (reconciling, stalled) = progress(&[&blocked, &revoked, &hooks], None);
+        assert_eq!(
+            (stalled.status, stalled.reason),
+            (Status::True, Reason::TokenRevoked)
+        );
+        assert_eq!(
+            reconciling.status,
+            Status::False,
+            "kstatus reads Reconciling first"
+        );
+
+        // Shopify 5xx: Reconciling, saying when it retries; not Stalled.
+        let flaky = Cond::new(
+            ConditionType::WebhooksSynced,
+            Status::False,
+            Reason::ShopifyUnavailable,
+            "503",
+        );
+        let (reconciling, stalled) =
+            progress(&[&token, &flaky, &sync], Some(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            (reconciling.status, reconciling.reason),
+            (Status::True, Reason::ShopifyUnavailable)
+        );
+        assert!(reconciling.message.contains("in 5s"), "{}", reconciling.message);
+        assert_eq!(stalled.status, Status::False);
+
+        // Observe's drift report is a deliberate state: neither.
+        let drift = Cond::new(
+            ConditionType::WebhooksSynced,
+            Status::False,
+            Reason::DriftDetected,
+            "m",
+        );
+        let (reconciling, stalled) = progress(&[&token, &drift, &sync], None);
+        assert_eq!(
+            (reconciling.status, stalled.status),
+            (Status::False, Status::False)
+        );
     }
 }

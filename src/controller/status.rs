@@ -34,10 +34,16 @@ pub(super) fn next(
 ) -> ShopifyShopStatus {
     let mut status = shop.status.clone().unwrap_or_default();
     let generation = shop.metadata.generation;
-    status.observed_generation = generation;
-    // One condition per part Ready aggregates, then Ready itself.
+    // One condition per part Ready aggregates, then Ready itself, then
+    // kstatus's pair.
     let ready = conditions::ready(parts);
-    for c in parts.iter().copied().chain([&ready]) {
+    let (reconciling, stalled) = conditions::progress(parts, out.retry_in);
+    // kstatus: the generation counts as observed once it has been fully
+    // acted on, i.e. not while a retry is still to make Shopify match it.
+    if reconciling.status != Status::True {
+        status.observed_generation = generation;
+    }
+    for c in parts.iter().copied().chain([&ready, &reconciling, &stalled]) {
         conditions::set(&mut status.conditions, c, generation, time);
     }
     status.webhook_host = out.host.clone();

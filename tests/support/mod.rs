@@ -239,14 +239,13 @@ impl Env {
     /// The condition `type_` of shop `name`: (status, reason, message).
     pub async fn condition(&self, name: &str, type_: &str) -> Option<(String, String, String)> {
         let shop = self.shops().get(name).await.ok()?;
-        let status = shop.status?;
-        if status.observed_generation != shop.metadata.generation {
-            return None;
-        }
-        status
+        // The condition's own observedGeneration: the status-level one
+        // waits until a generation is fully acted on (kstatus), which a
+        // transient failure holds back.
+        shop.status?
             .conditions
             .into_iter()
-            .find(|c| c.type_ == type_)
+            .find(|c| c.type_ == type_ && c.observed_generation == shop.metadata.generation)
             .map(|c| (c.status, c.reason, c.message))
     }
 
