@@ -21,6 +21,7 @@ mod finalizer;
 mod host;
 pub mod migrate;
 mod plan;
+mod reasons;
 pub mod refresh;
 mod status;
 mod sync;

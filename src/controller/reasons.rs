@@ -1,0 +1,307 @@
+//! The registry of condition reasons: every reason this controller writes
+//! (one list), what a person should do about it (`hint`, for the Warning
+//! Event of a transition) and whether it needs a person at all
+//! (`needs_person`, for kstatus's `Stalled`). Pure.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Declares [`Reason`] from one list, so its name, `ALL` and parsing can't
+/// disagree.
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+        /// Every condition reason this controller writes: CamelCase and
+        /// machine-readable, as `status.conditions[].reason`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub const ALL: &'static [Reason] = &[$(Reason::$name),*];
+
+            /// The reason as written to status.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Reason::$name => stringify!($name), )*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    // Ready
+    /// Ready: every other condition is True.
+    Reconciled,
+    // TokenValid
+    /// The token answered Shopify's `shop` query for this shop.
+    TokenVerified,
+    /// The token Secret does not exist.
+    SecretNotFound,
+    /// The token Secret has no non-empty `access-token`.
+    SecretKeyMissing,
+    /// `access-token` is not a usable token (not printable ASCII).
+    SecretKeyInvalid,
+    /// Shopify answered 401: the token is revoked or wrong.
+    TokenRevoked,
+    /// Shopify answered 402: the shop is frozen (unpaid).
+    ShopFrozen,
+    /// Shopify answered 403: a scope is missing.
+    MissingScope,
+    /// Shopify answered 404: no such shop.
+    ShopNotFound,
+    /// Shopify answered 423: the shop is locked.
+    ShopLocked,
+    /// The token belongs to another shop.
+    TokenShopMismatch,
+    /// The shop is outside `--allowed-shops`: nothing is sent to it.
+    ShopNotAllowed,
+    /// Shopify delivered `app/uninstalled` for this token.
+    AppUninstalled,
+    /// The token works, but refreshing it failed.
+    TokenRefreshFailed,
+    /// The token works, but its refresh token ends soon.
+    RefreshTokenExpiring,
+    /// The token works, but refresh needs app credentials the shop lacks.
+    AppCredentialsMissing,
+    /// The token works, but the Secret has an expiry and no refresh token.
+    RefreshTokenMissing,
+    /// The token works, but migrating it to an expiring token failed.
+    TokenMigrationFailed,
+    /// Shopify's token endpoint refused a grant.
+    OAuthGrantRejected,
+    // WebhooksSynced
+    /// The subscriptions match the spec.
+    InSync,
+    /// Nothing to do: no webhooks (or no syncs) in the spec.
+    NotConfigured,
+    /// No valid token to check subscriptions with (or start Jobs with).
+    TokenInvalid,
+    /// `ingressRef` names an Ingress that does not exist.
+    IngressNotFound,
+    /// The Ingress has no rule host.
+    IngressHostMissing,
+    /// The host is not a public DNS name Shopify can deliver to.
+    InvalidHost,
+    /// Shopify throttled the request; retried after the bucket refills.
+    ShopifyThrottled,
+    /// Shopify answered 5xx or timed out; retried.
+    ShopifyUnavailable,
+    /// Shopify refused a subscription (`userErrors`).
+    ShopifyUserError,
+    /// Shopify rejected the spec's input.
+    InvalidSpec,
+    /// Shopify's answer could not be understood.
+    ShopifyProtocolError,
+    /// The token lacks the scopes some topics need.
+    MissingScopes,
+    /// `managementPolicy: Observe` and Shopify differs from the spec.
+    DriftDetected,
+    // SyncHealthy
+    /// Every sync is scheduled (or suspended).
+    Scheduled,
+    /// A sync's schedule or Job template is invalid.
+    InvalidSchedule,
+    /// A sync failed `--sync-failure-threshold` times in a row.
+    SyncFailing,
+    /// `managementPolicy: Observe`: no sync Jobs are started.
+    Observe,
+}
+
+impl Reason {
+    /// The reason of a Shopify failure (the client names it; an unknown
+    /// name is a protocol error).
+    pub fn of_shopify(e: &shopify_admin::ShopifyError) -> Reason {
+        e.reason().parse().unwrap_or(Reason::ShopifyProtocolError)
+    }
+}
+
+impl Reason {
+    /// What a person should do about a condition with this reason, for
+    /// the Warning Event of a transition into it. Exhaustive, so a new
+    /// reason cannot be added without one.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Reason::Reconciled
+            | Reason::TokenVerified
+            | Reason::InSync
+            | Reason::NotConfigured
+            | Reason::Scheduled => "nothing to do",
+            Reason::SecretNotFound => {
+                "create the Secret spec.token.secretRef names (key access-token), or fix the name"
+            }
+            Reason::SecretKeyMissing => "put the shop's offline access token under the key access-token",
+            Reason::SecretKeyInvalid => {
+                "access-token must be the token alone: printable ASCII, no quotes or spaces"
+            }
+            Reason::TokenRevoked => {
+                "the token was revoked or the app uninstalled: reinstall the app (OAuth) or put a new token in the Secret"
+            }
+            Reason::ShopFrozen => {
+                "the shop is frozen for unpaid bills; nothing works until the merchant pays"
+            }
+            Reason::MissingScope => {
+                "grant the app the scope Shopify names (reinstall with the scope), then retry"
+            }
+            Reason::ShopNotFound => "check spec.domain: Shopify does not know this shop (closed, or a typo)",
+            Reason::ShopLocked => "the shop is locked by Shopify; contact the merchant or Shopify support",
+            Reason::TokenShopMismatch => "the Secret holds another shop's token: put this shop's token in it",
+            Reason::ShopNotAllowed => {
+                "add the domain to --allowed-shops (ALLOWED_SHOPS) if the operator may serve it"
+            }
+            Reason::AppUninstalled => {
+                "reinstall the app (the operator's /oauth/install) or put a new token in the Secret"
+            }
+            Reason::TokenRefreshFailed => {
+                "check the app credentials Secret and Shopify's answer in the message"
+            }
+            Reason::RefreshTokenExpiring => {
+                "reinstall the app before the refresh token ends, or the shop loses its token"
+            }
+            Reason::AppCredentialsMissing => {
+                "set spec.app.secretRef (client-id, client-secret) so the token can be refreshed"
+            }
+            Reason::RefreshTokenMissing => {
+                "put the refresh-token that came with the token in the Secret, or reinstall"
+            }
+            Reason::TokenMigrationFailed => {
+                "check the app credentials and Shopify's answer; the old token keeps working"
+            }
+            Reason::OAuthGrantRejected => "check the app's client id and secret; Shopify refused the grant",
+            Reason::TokenInvalid => {
+                "fix TokenValid first: nothing is checked or started without a valid token"
+            }
+            Reason::IngressNotFound => {
+                "create the Ingress spec.webhooks.endpoint.ingressRef names, or fix the name"
+            }
+            Reason::IngressHostMissing => {
+                "give the Ingress a rule with a host; webhooks stay where they are until then"
+            }
+            Reason::InvalidHost => {
+                "use a public DNS name Shopify can deliver to; webhooks stay where they are until then"
+            }
+            Reason::ShopifyThrottled => {
+                "nothing: retried when the cost bucket refills; sustained, lower the resync rate"
+            }
+            Reason::ShopifyUnavailable => {
+                "nothing: retried with backoff; check Shopify's status page if it lasts"
+            }
+            Reason::ShopifyUserError => {
+                "Shopify refused a subscription: read its words in the message and fix the spec"
+            }
+            Reason::InvalidSpec => "fix the field the message names",
+            Reason::ShopifyProtocolError => {
+                "an answer the operator could not read: report it with the operator's logs"
+            }
+            Reason::MissingScopes => {
+                "grant the scopes the message lists (reinstall the app), or drop those topics"
+            }
+            Reason::DriftDetected => {
+                "review the drift in the message; set managementPolicy: Manage to repair it"
+            }
+            Reason::InvalidSchedule => "fix the sync's schedule or jobTemplate the message names",
+            Reason::SyncFailing => "look at the failed Jobs' logs (kubectl logs job/<name>)",
+            Reason::Observe => "nothing: managementPolicy Observe starts no Jobs",
+        }
+    }
+}
+
+impl Reason {
+    /// Whether a part that is not True for this reason needs a person
+    /// (`Stalled`), rather than the operator retrying by itself
+    /// (`Reconciling`) or being fine. Exhaustive, so a new reason is
+    /// classified by construction.
+    pub fn needs_person(self) -> bool {
+        match self {
+            Reason::SecretNotFound
+            | Reason::SecretKeyMissing
+            | Reason::SecretKeyInvalid
+            | Reason::TokenRevoked
+            | Reason::ShopFrozen
+            | Reason::MissingScope
+            | Reason::ShopNotFound
+            | Reason::ShopLocked
+            | Reason::TokenShopMismatch
+            | Reason::ShopNotAllowed
+            | Reason::AppUninstalled
+            | Reason::OAuthGrantRejected
+            | Reason::IngressNotFound
+            | Reason::IngressHostMissing
+            | Reason::InvalidHost
+            | Reason::ShopifyUserError
+            | Reason::InvalidSpec
+            | Reason::MissingScopes
+            | Reason::InvalidSchedule
+            | Reason::SyncFailing => true,
+            // Retried by the operator, a consequence of another condition,
+            // a deliberate mode (Observe), or fine.
+            Reason::ShopifyThrottled
+            | Reason::ShopifyUnavailable
+            | Reason::ShopifyProtocolError
+            | Reason::TokenInvalid
+            | Reason::DriftDetected
+            | Reason::Observe
+            | Reason::Reconciled
+            | Reason::TokenVerified
+            | Reason::TokenRefreshFailed
+            | Reason::RefreshTokenExpiring
+            | Reason::AppCredentialsMissing
+            | Reason::RefreshTokenMissing
+            | Reason::TokenMigrationFailed
+            | Reason::InSync
+            | Reason::NotConfigured
+            | Reason::Scheduled => false,
+        }
+    }
+}
+
+impl FromStr for Reason {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Reason::ALL.iter().copied().find(|r| r.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_parses_back_and_shopify_failures_are_registered() {
+        for r in Reason::ALL {
+            assert_eq!(r.as_str().parse::<Reason>(), Ok(*r));
+        }
+        use shopify_admin::ShopifyError as E;
+        let failures = [
+            E::Unauthorized,
+            E::PaymentRequired,
+            E::Forbidden {
+                message: String::new(),
+            },
+            E::NotFound,
+            E::Locked,
+            E::Throttled {
+                retry_after: std::time::Duration::ZERO,
+            },
+            E::Transient {
+                message: String::new(),
+                outcome_unknown: false,
+            },
+            E::UserErrors(Vec::new()),
+            E::InvalidInput(String::new()),
+            E::Protocol(String::new()),
+        ];
+        for e in failures {
+            assert_eq!(Reason::of_shopify(&e).as_str(), e.reason(), "{e:?}");
+        }
+    }
+}
