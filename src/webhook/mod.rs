@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kube::{Api, Client};
-use shopify_admin::{ClientSecret, KNOWN_TOPICS, is_compliance_topic, sign_webhook};
+use shopify_admin::{ClientSecret, KNOWN_TOPICS, error_chain, is_compliance_topic, sign_webhook};
 
 use crate::crd::ShopifyShop;
 use crate::token_store;
@@ -194,10 +194,13 @@ fn judge(result: Result<(u16, String), reqwest::Error>, address: &url::Url) -> (
             ),
         ),
         Ok((code, _)) => (EXIT_REFUSED, format!("{address} answered {code}")),
-        Err(e) if is_tls(&e) => (EXIT_TLS, format!("TLS with {address} failed: {}", chain(&e))),
+        Err(e) if is_tls(&e) => (
+            EXIT_TLS,
+            format!("TLS with {address} failed: {}", error_chain(&e)),
+        ),
         Err(e) => (
             EXIT_UNREACHABLE,
-            format!("{address} is not reachable: {}", chain(&e)),
+            format!("{address} is not reachable: {}", error_chain(&e)),
         ),
     }
 }
@@ -218,17 +221,6 @@ fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
         next = err.source();
     }
     false
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(err) = next {
-        out.push_str(": ");
-        out.push_str(&err.to_string());
-        next = err.source();
-    }
-    out
 }
 
 /// Runs `webhook trigger`; prints what happened; returns the exit code.

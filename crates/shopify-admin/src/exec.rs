@@ -92,7 +92,9 @@ enum SendFailure {
     Unknown(String),
 }
 
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes, `: `-joined (reqwest hides the useful part in
+/// the causes).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(cause) = src {

@@ -43,6 +43,7 @@ pub mod types;
 pub use bucket::{Bucket, QueryCost, ThrottleStatus};
 pub use client::{ClientConfig, ClientStats, ShopifyClient, is_valid_shop_domain};
 pub use error::{ShopifyError, UserError};
+pub use exec::error_chain;
 pub use graphql::ApiVersion;
 pub use hmac::{SecretUsed, sign_webhook, verify_oauth_query, verify_webhook};
 pub use oauth::TokenGrant;

@@ -37,9 +37,15 @@ pub(crate) fn sign_callback(params: &[(String, String)], secret: &str) -> String
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&");
+    hex::encode(hmac_sha256(secret, message.as_bytes()))
+}
+
+/// HMAC-SHA256 of `message` keyed with an app secret: what Shopify signs
+/// OAuth callbacks (hex) and webhook deliveries (base64) with.
+pub(crate) fn hmac_sha256(secret: &str, message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(message.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// `GET /{shop}/admin/oauth/authorize?client_id&scope&redirect_uri&state`.

@@ -14,11 +14,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
+use super::authorize::hmac_sha256;
 use super::http::{App, json_response};
 use super::state::shop_key;
 use super::topics;
@@ -35,9 +34,7 @@ pub(crate) struct DeliveryRequest {
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    base64::engine::general_purpose::STANDARD.encode(hmac_sha256(secret, body))
 }
 
 fn random_id() -> String {
