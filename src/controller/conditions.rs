@@ -11,7 +11,7 @@ use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-pub use super::reasons::Reason;
+pub use super::reasons::{Progress, Reason};
 
 /// A condition type this controller writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -183,52 +183,35 @@ pub fn ready(parts: &[&Cond]) -> Cond {
 /// saying when the operator tries again. kstatus reads `Reconciling` first,
 /// so it is False whenever `Stalled` is True. Pure.
 pub fn progress(parts: &[&Cond], retry_in: Option<std::time::Duration>) -> (Cond, Cond) {
-    let ordered = || {
+    let first = |kind: Progress| {
         ConditionType::PARTS
             .iter()
             .filter_map(|t| parts.iter().find(|c| c.type_ == *t))
-            .filter(|c| c.status != Status::True)
+            .find(|c| c.status != Status::True && c.reason.progress() == kind)
     };
     let settled = |type_| Cond::new(type_, Status::False, Reason::Reconciled, "");
-    if let Some(c) = ordered().find(|c| c.reason.needs_person()) {
-        let stalled = Cond::new(
-            ConditionType::Stalled,
-            Status::True,
-            c.reason,
-            format!("{}: {}", c.type_, c.message),
-        );
+    if let Some(c) = first(Progress::NeedsPerson) {
+        let message = format!("{}: {}", c.type_, c.message);
+        let stalled = Cond::new(ConditionType::Stalled, Status::True, c.reason, message);
         return (settled(ConditionType::Reconciling), stalled);
     }
-    let pending = ordered().find(|c| {
-        c.reason != Reason::TokenInvalid && c.reason != Reason::DriftDetected && c.reason != Reason::Observe
+    let pending = first(Progress::Retried);
+    if pending.is_none() && retry_in.is_none() {
+        return (
+            settled(ConditionType::Reconciling),
+            settled(ConditionType::Stalled),
+        );
+    }
+    let when = retry_in.map_or("at the next resync".to_string(), |r| {
+        let r = std::time::Duration::from_secs(r.as_secs().max(1));
+        format!("in {}", humantime::format_duration(r))
     });
-    let reconciling = match (pending, retry_in) {
-        (Some(c), retry) => Some((c.reason, c.type_.as_str(), c.message.clone(), retry)),
-        (None, Some(retry)) => Some((Reason::Reconciled, "", String::new(), Some(retry))),
-        (None, None) => None,
+    let (reason, what) = match pending {
+        Some(c) => (c.reason, format!(" {}: {}", c.type_, c.message)),
+        None => (Reason::Reconciled, String::new()),
     };
-    let reconciling = match reconciling {
-        None => settled(ConditionType::Reconciling),
-        Some((reason, type_, message, retry)) => {
-            let when = retry.map_or("at the next resync".to_string(), |r| {
-                format!(
-                    "in {}",
-                    humantime::format_duration(std::time::Duration::from_secs(r.as_secs().max(1)))
-                )
-            });
-            let what = if type_.is_empty() {
-                String::new()
-            } else {
-                format!(" {type_}: {message}")
-            };
-            Cond::new(
-                ConditionType::Reconciling,
-                Status::True,
-                reason,
-                format!("retrying {when};{what}"),
-            )
-        }
-    };
+    let message = format!("retrying {when};{what}");
+    let reconciling = Cond::new(ConditionType::Reconciling, Status::True, reason, message);
     (reconciling, settled(ConditionType::Stalled))
 }
 

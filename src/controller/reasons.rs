@@ -208,12 +208,23 @@ impl Reason {
     }
 }
 
+/// What a part of Ready that is not True for a reason means for progress
+/// (kstatus's `Stalled` and `Reconciling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing moves until a person acts: `Stalled`.
+    NeedsPerson,
+    /// The operator retries by itself: `Reconciling`.
+    Retried,
+    /// Neither: a consequence of another condition, a deliberate mode
+    /// (Observe), or fine.
+    Settled,
+}
+
 impl Reason {
-    /// Whether a part that is not True for this reason needs a person
-    /// (`Stalled`), rather than the operator retrying by itself
-    /// (`Reconciling`) or being fine. Exhaustive, so a new reason is
-    /// classified by construction.
-    pub fn needs_person(self) -> bool {
+    /// What this reason on a part that is not True means for progress.
+    /// Exhaustive, so a new reason is classified by construction.
+    pub fn progress(self) -> Progress {
         match self {
             Reason::SecretNotFound
             | Reason::SecretKeyMissing
@@ -234,13 +245,11 @@ impl Reason {
             | Reason::InvalidSpec
             | Reason::MissingScopes
             | Reason::InvalidSchedule
-            | Reason::SyncFailing => true,
-            // Retried by the operator, a consequence of another condition,
-            // a deliberate mode (Observe), or fine.
-            Reason::ShopifyThrottled
-            | Reason::ShopifyUnavailable
-            | Reason::ShopifyProtocolError
-            | Reason::TokenInvalid
+            | Reason::SyncFailing => Progress::NeedsPerson,
+            Reason::ShopifyThrottled | Reason::ShopifyUnavailable | Reason::ShopifyProtocolError => {
+                Progress::Retried
+            }
+            Reason::TokenInvalid
             | Reason::DriftDetected
             | Reason::Observe
             | Reason::Reconciled
@@ -252,7 +261,7 @@ impl Reason {
             | Reason::TokenMigrationFailed
             | Reason::InSync
             | Reason::NotConfigured
-            | Reason::Scheduled => false,
+            | Reason::Scheduled => Progress::Settled,
         }
     }
 }
