@@ -65,11 +65,7 @@ struct Prometheus {
 impl Prometheus {
     /// Scrapes `target` every second and evaluates `rules` every second.
     fn start(dir: &Path, target: &str, rules: &str) -> Prometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port();
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("rules.yaml"), rules).unwrap();
         let config = format!(

@@ -584,14 +584,6 @@ fn can_i(cp: &ControlPlane, sa: &str, args: &[&str]) -> bool {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Env vars `shopify-operator run` reads; cleared so the process gets only
 /// what the Deployment gives it.
 const OPERATOR_ENV: &[&str] = &[
@@ -847,7 +839,7 @@ async fn prove_rbac(namespaced: bool) {
     .unwrap();
     let container = &one(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     let pod_name = format!("{FULLNAME}-5d8f7b9c4-x7k2p");
-    let http_addr = format!("127.0.0.1:{}", free_port());
+    let http_addr = format!("127.0.0.1:{}", support::free_port());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shopify-operator"));
     for k in OPERATOR_ENV {
         cmd.env_remove(k);

@@ -257,10 +257,7 @@ async fn trigger_signs_like_shopify_and_tells_failures_apart() {
     assert_eq!(code, 5);
 
     // Nobody listening: not reachable.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = support::free_port();
     let url = format!("https://localhost:{closed}/webhooks/orders_create");
     let (code, _, stderr) = trigger(
         &env,

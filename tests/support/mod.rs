@@ -58,6 +58,15 @@ pub fn hack_tool(env_var: &str, script: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
 }
 
+/// A loopback port nothing listens on (just now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The HTTP address an operator process logged.
 pub async fn http_addr(p: &Supervised) -> String {
     wait_for("the HTTP address in the log", Duration::from_secs(30), || async {
