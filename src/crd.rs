@@ -370,6 +370,13 @@ pub struct ShopifyShopStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub served_api_version: Option<String>,
 
+    /// Shopify's `X-Shopify-API-Deprecated-Reason` on the last listing of
+    /// this shop's subscriptions: the operator's requests at the served
+    /// version use something Shopify has deprecated (a newer
+    /// `spec.adminApiVersion` avoids it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_deprecation_reason: Option<String>,
+
     /// One entry per sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sync: Vec<SyncStatus>,

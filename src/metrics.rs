@@ -82,6 +82,17 @@ pub struct VersionLabels {
     pub served: String,
 }
 
+/// Labels of `shopify_shop_api_deprecated`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeprecationLabels {
+    /// Shop namespace.
+    pub namespace: String,
+    /// Shop name.
+    pub name: String,
+    /// The version Shopify served (`X-Shopify-Api-Version`).
+    pub version: String,
+}
+
 /// A gauge family with at most one series per key (shop, or shop and
 /// condition), value 1: setting new labels for a key removes the old
 /// series, so label values that change (a reason, a version) never leave
@@ -157,6 +168,8 @@ pub struct Metrics {
     shop_condition_reason: OneSeries<ReasonLabels>,
     /// 1 while Shopify serves a shop another API version than it asks for.
     shop_served_version: OneSeries<VersionLabels>,
+    /// 1 while Shopify flags a shop's requests as using something deprecated.
+    shop_api_deprecated: OneSeries<DeprecationLabels>,
 }
 
 impl Default for Metrics {
@@ -182,6 +195,7 @@ impl Metrics {
             shop_condition: Family::default(),
             shop_condition_reason: OneSeries::new(),
             shop_served_version: OneSeries::new(),
+            shop_api_deprecated: OneSeries::new(),
         };
         let ours = m.registry.sub_registry_with_prefix("shopify_operator");
         ours.register("reconciles", "Reconciles by result", m.reconciles.clone());
@@ -232,6 +246,11 @@ impl Metrics {
             "shopify_shop_served_api_version",
             "1 while Shopify serves a shop another Admin API version than it asks for",
             m.shop_served_version.family.clone(),
+        );
+        m.registry.register(
+            "shopify_shop_api_deprecated",
+            "1 while Shopify answers a shop's requests with X-Shopify-API-Deprecated-Reason",
+            m.shop_api_deprecated.family.clone(),
         );
         m
     }
@@ -300,10 +319,23 @@ impl Metrics {
             .set((namespace.into(), name.into(), String::new()), labels);
     }
 
+    /// Sets (or, with `version` `None`, clears) the shop's deprecation
+    /// series: Shopify flagged its requests at the served `version`.
+    pub fn api_deprecated(&self, namespace: &str, name: &str, version: Option<&str>) {
+        let labels = version.map(|version| DeprecationLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+            version: version.into(),
+        });
+        self.shop_api_deprecated
+            .set((namespace.into(), name.into(), String::new()), labels);
+    }
+
     /// Drops a deleted shop's condition, reason and version series.
     pub fn forget_shop(&self, namespace: &str, name: &str, conditions: &[&str]) {
         self.shop_condition_reason.forget(namespace, name);
         self.shop_served_version.forget(namespace, name);
+        self.shop_api_deprecated.forget(namespace, name);
         for condition in conditions {
             for s in ["True", "False", "Unknown"] {
                 self.shop_condition.remove(&ConditionLabels {
@@ -336,6 +368,7 @@ mod tests {
         m.shopify("list", "ok", 1, Duration::ZERO);
         m.shop_condition("oms", "online", "Ready", "False", "SecretNotFound");
         m.served_version("oms", "online", "2025-07", Some("2025-10"));
+        m.api_deprecated("oms", "online", Some("2025-10"));
         let text = m.encode();
         assert!(
             text.contains("shopify_operator_reconciles_total{result=\"ok\"} 1"),
@@ -360,13 +393,17 @@ mod tests {
         assert!(text.contains(
             "shopify_shop_served_api_version{namespace=\"oms\",name=\"online\",requested=\"2025-07\",served=\"2025-10\"} 1"
         ));
+        assert!(text.contains(
+            "shopify_shop_api_deprecated{namespace=\"oms\",name=\"online\",version=\"2025-10\"} 1"
+        ));
         assert!(text.ends_with("# EOF\n"));
         // A new reason replaces the old series; no version mismatch, no series.
         m.shop_condition("oms", "online", "Ready", "True", "Reconciled");
         m.served_version("oms", "online", "2025-07", None);
+        m.api_deprecated("oms", "online", None);
         let text = m.encode();
         assert!(
-            !text.contains("SecretNotFound") && !text.contains("served=\""),
+            !text.contains("SecretNotFound") && !text.contains("served=\"") && !text.contains("version=\""),
             "{text}"
         );
         assert!(text.contains("reason=\"Reconciled\"} 1"), "{text}");

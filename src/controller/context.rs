@@ -112,7 +112,7 @@ pub struct Note {
     type_: EventType,
     pub(super) reason: &'static str,
     action: &'static str,
-    message: String,
+    pub(super) message: String,
 }
 
 impl Note {

@@ -132,14 +132,15 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let mut notes: Vec<Note> = outcome.notes.iter().chain(&syncs.notes).cloned().collect();
     let parts = [&outcome.token, &outcome.webhooks, &syncs.cond];
     notes.extend(status::transition_notes(shop, &parts, &notes));
-    for note in &notes {
-        ctx.publish(shop, note).await;
-    }
     let extra = webhooks::extra_subscriptions(&ctx.settings, shop).len();
     let mut next = status::next(shop, &parts, &outcome, &syncs, &status::now(), extra);
     next.token_expires_at = expires_at.map(Time);
     if let Some(value) = requested {
         next.last_handled_reconcile_at = Some(value.to_string());
+    }
+    notes.extend(status::version_notes(shop, &next));
+    for note in &notes {
+        ctx.publish(shop, note).await;
     }
     let ns = shop.namespace().unwrap_or_default();
     let name = shop.name_any();
@@ -150,6 +151,12 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     let requested = shop.spec.admin_api_version_or_default();
     ctx.metrics
         .served_version(&ns, &name, requested, next.served_api_version.as_deref());
+    let deprecated_at = next.served_api_version.as_deref().unwrap_or(requested);
+    ctx.metrics.api_deprecated(
+        &ns,
+        &name,
+        next.api_deprecation_reason.as_ref().map(|_| deprecated_at),
+    );
     status::write(ctx, shop, next).await?;
     Ok(Action::requeue(requeue_after(
         ctx, shop, &outcome, &syncs, expires_at,

@@ -59,6 +59,7 @@ pub(super) fn next(
     status.webhooks_in_sync = Some(format!("{in_sync}/{desired}"));
     status.unmanaged_subscriptions = out.unmanaged;
     status.served_api_version = out.served_version.clone();
+    status.api_deprecation_reason = out.api_deprecation.clone();
     status.sync = syncs.entries.clone();
     status.last_sync_time = syncs.last_sync_time.clone();
     status.sync_now_handled = syncs.trigger_handled.clone();
@@ -109,6 +110,42 @@ pub(super) fn transition_notes(shop: &ShopifyShop, parts: &[&Cond], already: &[N
         .collect()
 }
 
+/// The Warnings of Shopify's version signals, each once: when it starts
+/// serving another version than `spec.adminApiVersion` (or another one
+/// than before), and when it starts flagging a deprecation. A signal that
+/// persists is in status and the metrics, not in more Events. Pure.
+pub(super) fn version_notes(shop: &ShopifyShop, next: &ShopifyShopStatus) -> Vec<Note> {
+    let stored = shop.status.as_ref();
+    let requested = shop.spec.admin_api_version_or_default();
+    let mut notes = Vec::new();
+    let served = next.served_api_version.as_deref();
+    if let Some(v) = served.filter(|v| Some(*v) != stored.and_then(|s| s.served_api_version.as_deref())) {
+        notes.push(Note::new(
+            EventType::Warning,
+            "ApiVersionFellForward",
+            "Reconcile",
+            format!(
+                "Shopify no longer serves Admin API {requested} and answers with {v}; \
+                 set spec.adminApiVersion to a supported version (Observe first, then Manage)"
+            ),
+        ));
+    }
+    let reason = next.api_deprecation_reason.as_deref();
+    if let Some(r) = reason.filter(|r| Some(*r) != stored.and_then(|s| s.api_deprecation_reason.as_deref())) {
+        let at = served.unwrap_or(requested);
+        notes.push(Note::new(
+            EventType::Warning,
+            "DeprecatedApiUsage",
+            "Reconcile",
+            format!(
+                "Shopify flags this shop's requests at Admin API {at} as using something deprecated: {r}; \
+                 a newer spec.adminApiVersion avoids it"
+            ),
+        ));
+    }
+    notes
+}
+
 /// The webhooks outcome as the status recorded it, to reuse when nothing
 /// the webhooks depend on changed since a recent pass.
 pub(super) fn reused_outcome(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
@@ -135,6 +172,7 @@ pub(super) fn reused_outcome(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
         topics: Some(status.webhooks.clone()),
         unmanaged: status.unmanaged_subscriptions,
         served_version: status.served_api_version.clone(),
+        api_deprecation: status.api_deprecation_reason.clone(),
         retry_in: None,
         notes: Vec::new(),
         failed: false,
@@ -209,5 +247,46 @@ mod tests {
             None
         );
         assert_eq!(reconcile_request(&shop(serde_json::json!({}), None)), None);
+    }
+
+    fn versions(served: Option<&str>, deprecation: Option<&str>) -> ShopifyShopStatus {
+        ShopifyShopStatus {
+            served_api_version: served.map(str::to_owned),
+            api_deprecation_reason: deprecation.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn version_signals_are_said_once_when_they_start_or_change() {
+        let reasons = |stored: ShopifyShopStatus, next: ShopifyShopStatus| {
+            let mut s = shop(serde_json::json!({}), None);
+            s.status = Some(stored);
+            version_notes(&s, &next)
+                .into_iter()
+                .map(|n| (n.reason, n.message))
+                .collect::<Vec<_>>()
+        };
+        let docs = "https://shopify.dev/api/usage/versioning";
+        let first = reasons(versions(None, None), versions(Some("2026-01"), Some(docs)));
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert_eq!(first[0].0, "ApiVersionFellForward");
+        assert!(
+            first[0].1.contains("2025-07") && first[0].1.contains("2026-01"),
+            "{first:?}"
+        );
+        assert_eq!(first[1].0, "DeprecatedApiUsage");
+        assert!(
+            first[1].1.contains(docs) && first[1].1.contains("2026-01"),
+            "{first:?}"
+        );
+        // The same signals again: nothing; a newer fall-forward: said again.
+        let same = versions(Some("2026-01"), Some(docs));
+        assert!(reasons(same.clone(), same.clone()).is_empty());
+        let newer = reasons(same.clone(), versions(Some("2026-04"), Some(docs)));
+        assert_eq!(newer.len(), 1);
+        assert_eq!(newer[0].0, "ApiVersionFellForward");
+        // Gone: nothing to warn about.
+        assert!(reasons(same, versions(None, None)).is_empty());
     }
 }

@@ -29,6 +29,8 @@ pub struct Outcome {
     pub unmanaged: Option<i32>,
     /// `status.servedApiVersion`.
     pub served_version: Option<String>,
+    /// `status.apiDeprecationReason`.
+    pub api_deprecation: Option<String>,
     /// When to look again sooner than the resync interval (throttling,
     /// transient errors, an outcome to re-check).
     pub retry_in: Option<Duration>,
@@ -50,6 +52,7 @@ impl Outcome {
             topics: status.map(|s| s.webhooks.clone()),
             unmanaged: status.and_then(|s| s.unmanaged_subscriptions),
             served_version: status.and_then(|s| s.served_api_version.clone()),
+            api_deprecation: status.and_then(|s| s.api_deprecation_reason.clone()),
             retry_in: None,
             notes: Vec::new(),
             failed: false,
@@ -214,6 +217,7 @@ pub async fn reconcile(
         }
     };
     let served = listing.meta.served_version.clone().filter(|v| v != version);
+    let deprecation = listing.meta.deprecated_reason.clone();
 
     // 3. The host; without a valid one nothing is repointed.
     let host = match host {
@@ -230,6 +234,7 @@ pub async fn reconcile(
                 shop,
             );
             out.served_version = served;
+            out.api_deprecation = deprecation;
             return out;
         }
         None => unreachable!("webhooks are configured, so a host outcome exists"),
@@ -253,6 +258,7 @@ pub async fn reconcile(
         shop,
     );
     out.served_version = served;
+    out.api_deprecation = deprecation;
     out.unmanaged = Some(plan.unmanaged.len() as i32);
 
     // 5. Apply, or only report under Observe.

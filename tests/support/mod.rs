@@ -135,13 +135,17 @@ impl Env {
 
     /// Like [`Env::new`] on a control plane of the test's own.
     pub async fn with_control_plane(cp: &'static ControlPlane, prefix: &str, fixture: Fixture) -> Env {
-        let ns = cp.namespace(prefix).await.expect("namespace");
-        let sim = sim::start(SimConfig {
+        let cfg = SimConfig {
             fixture,
             ..Default::default()
-        })
-        .await
-        .expect("simulator starts");
+        };
+        Self::with_sim(cp, prefix, cfg).await
+    }
+
+    /// Like [`Env::new`] with a simulator configured by `cfg`.
+    pub async fn with_sim(cp: &'static ControlPlane, prefix: &str, cfg: SimConfig) -> Env {
+        let ns = cp.namespace(prefix).await.expect("namespace");
+        let sim = sim::start(cfg).await.expect("simulator starts");
         let client = cp.admin_client().await.expect("admin client");
         Env {
             cp,

@@ -105,8 +105,11 @@ async fn main() -> Result<(), BoxError> {
 
     println!("==> starting shopify-sim with {}", args.fixture.display());
     let fixture = Fixture::from_file(&args.fixture)?;
+    // Today's versions, as Shopify serves them: a shop on a version past its
+    // support window is served a newer one, and the operator says so.
     let sim = sim::start(SimConfig {
         fixture: fixture.clone(),
+        api_versions: sim::calendar(chrono::Utc::now().date_naive()),
         ..Default::default()
     })
     .await?;
@@ -152,6 +155,21 @@ async fn main() -> Result<(), BoxError> {
     wait_all_ready(&shops, "oms.popsockets.com", Duration::from_secs(60)).await?;
     println!("    all shops Ready in {:.1}s", t.elapsed().as_secs_f64());
     print!("{}", kubectl(&cp, &["get", "shopifyshops", "-n", "oms"])?);
+    // Shopify's calendar moved on since the Rails app pinned its version.
+    print!(
+        "{}",
+        kubectl(
+            &cp,
+            &[
+                "get",
+                "events",
+                "-n",
+                "oms",
+                "--field-selector",
+                "reason=ApiVersionFellForward"
+            ]
+        )?
+    );
     let first = &fixture.shops[0].domain;
     println!("    shopify-sim's view of {first}:");
     print_subscriptions(&sim, first);

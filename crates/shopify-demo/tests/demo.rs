@@ -1,7 +1,8 @@
 //! `make demo`, one of the README's two commands, keeps working: the demo
 //! binary (debug build here) runs its own control plane, simulator and
 //! operator, switches the Ingress host and, with `DEMO_EXIT=1` as the
-//! README says, stops once every shop is repointed.
+//! README says, stops once every shop is repointed. Its simulator serves
+//! today's calendar of API versions.
 
 use std::process::Command;
 
@@ -21,4 +22,7 @@ fn the_demo_repoints_every_seed_shop_and_exits_with_demo_exit_1() {
         3,
         "{stdout}"
     );
+    // The seed shops ask for 2025-07, which Shopify's calendar stopped
+    // serving on 2026-07-01: each says so once.
+    assert_eq!(stdout.matches("ApiVersionFellForward").count(), 3, "{stdout}");
 }

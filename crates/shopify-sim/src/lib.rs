@@ -42,7 +42,7 @@ pub use counters::Counters;
 pub use faults::Fault;
 pub use fixture::{AppFixture, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
 pub use subs::SimSubscription;
-pub use versions::{ApiVersion, DEFAULT_URI_SINCE, DEFAULT_VERSIONS};
+pub use versions::{ApiVersion, DEFAULT_URI_SINCE, DEFAULT_VERSIONS, calendar};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -70,7 +70,8 @@ pub struct SimConfig {
     /// Shops and app credentials loaded at start.
     pub fixture: Fixture,
     /// Versions served (`YYYY-MM` or `unstable`); older requests fall forward
-    /// to the oldest of these.
+    /// to the oldest of these. Default [`DEFAULT_VERSIONS`], fixed so tests
+    /// mean the same next year; [`calendar`] gives Shopify's set for a day.
     pub api_versions: Vec<String>,
     /// `apiVersion.handle` of subscriptions: Shopify sets the payload version
     /// per app, not per subscription.

@@ -35,7 +35,9 @@ struct Args {
     /// Accept http:// and loopback/private subscription addresses (Shopify does not).
     #[arg(long, env = "SIM_ALLOW_INSECURE_ADDRESSES")]
     allow_insecure_addresses: bool,
-    /// Comma-separated API versions to serve (default: 2025-01 … 2026-10, unstable).
+    /// Comma-separated API versions to serve, pinning the set (default:
+    /// Shopify's calendar for today, each stable version for 12 months after
+    /// its release, plus unstable).
     #[arg(long, env = "SIM_API_VERSIONS", value_delimiter = ',')]
     api_versions: Vec<String>,
     /// API version reported as `apiVersion.handle` of subscriptions.
@@ -122,9 +124,11 @@ async fn run(args: Args) -> Result<(), String> {
         ca_file: args.ca_file,
         ..SimConfig::default()
     };
-    if !args.api_versions.is_empty() {
-        cfg.api_versions = args.api_versions;
-    }
+    cfg.api_versions = if args.api_versions.is_empty() {
+        sim::calendar(chrono::Utc::now().date_naive())
+    } else {
+        args.api_versions
+    };
     let sim = sim::start(cfg)
         .await
         .map_err(|e| format!("starting on {}: {e}", args.listen))?;

@@ -1,13 +1,19 @@
 //! Admin API versions: parsing `YYYY-MM` / `unstable`, the "fall forward"
 //! rule, and which schema features a version has.
 //!
-//! Shopify releases one version per quarter and, when asked for a version it
-//! no longer supports, serves the oldest supported one instead and says so in
-//! `X-Shopify-Api-Version` (fact sheet §1).
+//! Shopify releases one version per quarter, supports each for at least 12
+//! months and, when asked for a version it no longer supports, serves the
+//! oldest supported one instead and says so in `X-Shopify-Api-Version`
+//! (fact sheet §1, docs/api-versions.md).
 
 use std::fmt;
 
-/// Versions served when [`super::SimConfig::api_versions`] is left at its default.
+use chrono::{Datelike, NaiveDate};
+
+/// A fixed set of versions for reproducible tests: what
+/// [`super::SimConfig::default`] serves, so a test means the same next year.
+/// The `shopify-sim` binary serves [`calendar`] unless `--api-versions` pins
+/// a set.
 pub const DEFAULT_VERSIONS: &[&str] = &[
     "2025-01", "2025-04", "2025-07", "2025-10", "2026-01", "2026-04", "2026-07", "2026-10", "unstable",
 ];
@@ -51,6 +57,21 @@ impl ApiVersion {
     pub fn has_public_display_name(self) -> bool {
         self >= Self::stable(2025, 7)
     }
+}
+
+/// The versions Shopify serves on `today` by its calendar: each stable
+/// version from its release (the first day of its quarter month) until 12
+/// months later, the minimum support window, plus `unstable`. Release
+/// candidates (the next quarter's version, served early) are not modelled.
+pub fn calendar(today: NaiveDate) -> Vec<String> {
+    let months = |y: i32, m: u32| y * 12 + m as i32 - 1;
+    let now = months(today.year(), today.month());
+    let mut served: Vec<String> = (now - 11..=now)
+        .filter(|n| n % 3 == 0)
+        .map(|n| format!("{:04}-{:02}", n / 12, n % 12 + 1))
+        .collect();
+    served.push("unstable".into());
+    served
 }
 
 impl fmt::Display for ApiVersion {
@@ -163,6 +184,32 @@ mod tests {
         let gap = VersionTable::new(&["2025-01", "2025-10"]).unwrap();
         assert_eq!(gap.resolve("2025-04").unwrap().to_string(), "2025-10");
         assert_eq!(gap.resolve("unstable"), None);
+    }
+
+    #[test]
+    fn the_calendar_serves_each_version_for_twelve_months_from_its_release() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(
+            calendar(day(2026, 12, 2)),
+            ["2026-01", "2026-04", "2026-07", "2026-10", "unstable"]
+        );
+        // Released on the first day of its month; gone 12 months later.
+        assert_eq!(
+            calendar(day(2026, 10, 1)),
+            ["2026-01", "2026-04", "2026-07", "2026-10", "unstable"]
+        );
+        assert_eq!(
+            calendar(day(2026, 9, 30)),
+            ["2025-10", "2026-01", "2026-04", "2026-07", "unstable"]
+        );
+        assert_eq!(
+            calendar(day(2027, 1, 1)),
+            ["2026-04", "2026-07", "2026-10", "2027-01", "unstable"]
+        );
+        // Today's truth: a shop pinned to 2025-07 is served 2026-01.
+        let t = VersionTable::new(&calendar(day(2026, 12, 2))).unwrap();
+        assert_eq!(t.resolve("2025-07").unwrap().to_string(), "2026-01");
+        assert_eq!(t.resolve("2027-01"), None);
     }
 
     #[test]
