@@ -3,15 +3,15 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo crds control-plane helm mariadb prometheus third-party-crds fmt lint
+.PHONY: test demo crds control-plane helm health mariadb prometheus third-party-crds fmt lint
 
-## Build helm and the control plane (both cached), install MariaDB and
-## Prometheus (once), fetch third-party CRDs (cached), then format check,
-## lints and every test.
-test: helm control-plane mariadb prometheus third-party-crds
+## Build helm, the control plane and the health judge (all cached), install
+## MariaDB and Prometheus (once), fetch third-party CRDs (cached), then
+## format check, lints and every test.
+test: helm control-plane health mariadb prometheus third-party-crds
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" PROMETHEUS_BIN_DIR="$$(hack/prometheus.sh)" THIRD_PARTY_CRDS="$$(hack/crds.sh)" $(CARGO) test --workspace
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" HEALTH_BIN="$$(hack/health.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" PROMETHEUS_BIN_DIR="$$(hack/prometheus.sh)" THIRD_PARTY_CRDS="$$(hack/crds.sh)" $(CARGO) test --workspace
 
 ## Local control plane + shopify-sim with the seed shops + the operator;
 ## stays up until Ctrl-C (DEMO_EXIT=1 stops after the Ingress host change).
@@ -40,6 +40,12 @@ control-plane:
 ## (once per version); the chart tests (tests/chart.rs) run it.
 helm:
 	hack/helm.sh >/dev/null
+
+## Build hack/health (kstatus's status.Compute and Argo CD's Lua health
+## convention, from pinned Go modules) into ~/.cache/shopify-operator/health
+## (once per source); tests/health.rs judges live shops with it.
+health:
+	hack/health.sh >/dev/null
 
 ## Install Debian's mariadb-server (once, no service left running); the
 ## import tests (tests/import.rs) start their own mariadbd from it.
