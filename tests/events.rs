@@ -262,7 +262,8 @@ async fn each_failing_reason_is_one_warning_and_recovery_one_normal_event() {
     walk.patch_spec(json!({"managementPolicy": "Observe"})).await;
     walk.ingress(json!({"host": "new.popsockets.com", "http": backend}))
         .await;
-    walk.expect_failure("WebhooksSynced", "DriftDetected", "").await;
+    walk.expect_failure("WebhooksSynced", "DriftDetected", "Stalled")
+        .await;
 
     // Every Warning says what to do.
     for reason in walk.warnings.keys() {

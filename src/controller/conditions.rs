@@ -442,7 +442,8 @@ mod tests {
         assert!(reconciling.message.contains("in 5s"), "{}", reconciling.message);
         assert_eq!(stalled.status, Status::False);
 
-        // Observe's drift report is a deliberate state: neither.
+        // Observe's drift stays until a person acts: Stalled (kstatus
+        // reads a lasting Ready=False without it as in progress).
         let drift = Cond::new(
             ConditionType::WebhooksSynced,
             Status::False,
@@ -451,8 +452,8 @@ mod tests {
         );
         let (reconciling, stalled) = progress(&[&token, &drift, &sync], None);
         assert_eq!(
-            (reconciling.status, stalled.status),
-            (Status::False, Status::False)
+            (reconciling.status, stalled.status, stalled.reason),
+            (Status::False, Status::True, Reason::DriftDetected)
         );
     }
 }

@@ -245,12 +245,15 @@ impl Reason {
             | Reason::InvalidSpec
             | Reason::MissingScopes
             | Reason::InvalidSchedule
-            | Reason::SyncFailing => Progress::NeedsPerson,
+            | Reason::SyncFailing
+            // Observe repairs nothing: the drift stays until a person
+            // fixes the spec or switches to Manage (kstatus would call a
+            // lasting Ready=False "in progress" otherwise, forever).
+            | Reason::DriftDetected => Progress::NeedsPerson,
             Reason::ShopifyThrottled | Reason::ShopifyUnavailable | Reason::ShopifyProtocolError => {
                 Progress::Retried
             }
             Reason::TokenInvalid
-            | Reason::DriftDetected
             | Reason::Observe
             | Reason::Reconciled
             | Reason::TokenVerified
