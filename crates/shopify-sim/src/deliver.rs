@@ -1,8 +1,10 @@
 //! Webhook deliveries, as Shopify sends them, so a staging OMS can be
 //! exercised end to end without Shopify: `POST /_sim/deliveries` with
 //! `{"shop", "topic", "payload"?}` sends one signed delivery to every
-//! subscription of that topic of the shop and answers what each endpoint
-//! said. Network: one HTTPS request per subscription.
+//! HTTP(S) subscription of that topic of the shop and answers what each
+//! endpoint said; Pub/Sub and EventBridge subscriptions are listed as
+//! skipped (the simulator does not publish to clouds). Network: one HTTPS
+//! request per HTTP(S) subscription.
 //!
 //! Shopify signs a delivery with the app's oldest unrevoked secret (the
 //! previous one during a rotation), as base64 HMAC-SHA256 of the raw body
@@ -17,6 +19,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::address::Endpoint;
 use super::authorize::hmac_sha256;
 use super::http::{App, json_response};
 use super::state::shop_key;
@@ -83,6 +86,10 @@ pub(crate) async fn deliveries(State(app): State<Arc<App>>, Json(req): Json<Deli
     let triggered_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut out = Vec::new();
     for sub in subs {
+        if Endpoint::of(&sub.address).is_cloud() {
+            out.push(json!({"id": sub.id, "address": sub.address, "skipped": "not an HTTP endpoint"}));
+            continue;
+        }
         let sent = app
             .deliverer
             .post(&sub.address)

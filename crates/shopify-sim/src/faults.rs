@@ -71,6 +71,67 @@ pub enum Fault {
         /// The shop whose bucket is emptied.
         shop: String,
     },
+    /// Until cleared, Shopify refuses webhook subscription filters: every
+    /// create or update mutation (any of the six) whose input carries
+    /// `filter` equal to `filter` — or any non-empty filter when `filter` is
+    /// `None` — answers a userError on `["webhookSubscription", "filter"]`
+    /// with `message` and changes nothing. Other mutations of the same
+    /// document are unaffected.
+    /// `{"type":"refuseFilter","shop":"a.myshopify.com","filter":"id:>1","message":"…"}`.
+    RefuseFilter {
+        /// Only this shop's mutations; `None` for any shop.
+        #[serde(default)]
+        shop: Option<String>,
+        /// Only this exact filter; `None` for any non-empty filter.
+        #[serde(default)]
+        filter: Option<String>,
+        /// The userError message; default [`DEFAULT_FILTER_REFUSAL`].
+        #[serde(default)]
+        message: Option<String>,
+    },
+}
+
+/// Default message of a refused filter ([U]: Shopify's wording for a filter
+/// it cannot parse is not documented).
+pub const DEFAULT_FILTER_REFUSAL: &str = "Filter is invalid";
+
+/// An armed [`Fault::RefuseFilter`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FilterRefusal {
+    shop: Option<String>,
+    filter: Option<String>,
+    message: String,
+}
+
+impl FilterRefusal {
+    /// `Some` for [`Fault::RefuseFilter`].
+    pub fn from_fault(f: &Fault) -> Option<Self> {
+        match f {
+            Fault::RefuseFilter {
+                shop,
+                filter,
+                message,
+            } => Some(Self {
+                shop: shop.as_ref().map(|s| s.to_ascii_lowercase()),
+                filter: filter.clone(),
+                message: message
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_FILTER_REFUSAL.to_string()),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The message if this refusal applies to `filter` in `shop` (a shop
+    /// key, lower-case).
+    pub fn refuses(&self, shop: &str, filter: &str) -> Option<&str> {
+        let shop_matches = self.shop.as_deref().is_none_or(|s| s == shop);
+        let filter_matches = match &self.filter {
+            Some(f) => f == filter,
+            None => !filter.is_empty(),
+        };
+        (shop_matches && filter_matches).then_some(self.message.as_str())
+    }
 }
 
 fn one() -> u32 {
@@ -148,7 +209,7 @@ impl Armed {
                 mutations_only,
             } => (shop, *count, Effect::TimeoutAfterApply(*hang), *mutations_only),
             Fault::DropConnection { shop, count } => (shop, *count, Effect::Drop, false),
-            Fault::DrainBucket { .. } | Fault::StatusRate { .. } => return None,
+            Fault::DrainBucket { .. } | Fault::StatusRate { .. } | Fault::RefuseFilter { .. } => return None,
         };
         (remaining > 0).then(|| Self {
             shop: shop.as_ref().map(|s| s.to_ascii_lowercase()),
@@ -244,6 +305,24 @@ mod tests {
         assert_eq!(q.len(), 1, "a rate fault is never used up");
         let f: Fault = serde_json::from_str(r#"{"type":"statusRate","status":500,"percent":20}"#).unwrap();
         assert!(matches!(f, Fault::StatusRate { percent: 20, .. }));
+    }
+
+    #[test]
+    fn filter_refusals_match_shop_and_filter() {
+        let f: Fault = serde_json::from_str(
+            r#"{"type":"refuseFilter","shop":"A.myshopify.com","filter":"id:>1","message":"nope"}"#,
+        )
+        .unwrap();
+        assert!(Armed::from_fault(&f).is_none(), "not a per-request fault");
+        let r = FilterRefusal::from_fault(&f).unwrap();
+        assert_eq!(r.refuses("a.myshopify.com", "id:>1"), Some("nope"));
+        assert_eq!(r.refuses("a.myshopify.com", "id:>2"), None);
+        assert_eq!(r.refuses("b.myshopify.com", "id:>1"), None);
+        let any: Fault = serde_json::from_str(r#"{"type":"refuseFilter"}"#).unwrap();
+        let r = FilterRefusal::from_fault(&any).unwrap();
+        assert_eq!(r.refuses("b.myshopify.com", "x:1"), Some(DEFAULT_FILTER_REFUSAL));
+        assert_eq!(r.refuses("b.myshopify.com", ""), None);
+        assert_eq!(serde_json::to_value(&any).unwrap()["type"], "refuseFilter");
     }
 
     #[test]

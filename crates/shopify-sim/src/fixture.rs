@@ -80,6 +80,34 @@ pub struct SubscriptionFixture {
     /// `filter` (default none).
     #[serde(default)]
     pub filter: Option<String>,
+    /// `metafields` (default empty): metafields included in the payloads.
+    #[serde(default)]
+    pub metafields: Vec<MetafieldIdentifier>,
+    /// `name` (default none). Not checked against the name rules.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The namespace Shopify uses when a metafield identifier omits it: "If
+/// omitted, the app-reserved namespace will be used" (shopify.dev,
+/// `HasMetafieldsMetafieldIdentifierInput`). How Shopify spells it when it
+/// lists the subscription back is [U]; the simulator stores `$app`.
+pub const APP_RESERVED_NAMESPACE: &str = "$app";
+
+fn app_reserved_namespace() -> String {
+    APP_RESERVED_NAMESPACE.to_string()
+}
+
+/// A metafield a subscription includes in its payloads: the
+/// `WebhookSubscriptionMetafieldIdentifier { namespace key }` of the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetafieldIdentifier {
+    /// The metafield namespace; default [`APP_RESERVED_NAMESPACE`].
+    #[serde(default = "app_reserved_namespace")]
+    pub namespace: String,
+    /// The metafield key.
+    pub key: String,
 }
 
 /// The app's OAuth client credentials (`Debug` hides the secret).
@@ -196,9 +224,29 @@ shops:
     subscriptions:
       - {topic: orders/create, address: "https://x.example/h"}
       - {topic: PRODUCTS_UPDATE, address: "https://x.example/p", format: xml, includeFields: [id]}
+      - topic: audit_events/admin_api_activity
+        address: "pubsub://proj:audit"
+        name: audit-feed
+        metafields: [{namespace: custom, key: a}, {key: b}]
 "#,
         )
         .unwrap();
+        let audit = &f.shops[0].subscriptions[2];
+        assert_eq!(audit.name.as_deref(), Some("audit-feed"));
+        assert_eq!(
+            audit.metafields,
+            vec![
+                MetafieldIdentifier {
+                    namespace: "custom".into(),
+                    key: "a".into()
+                },
+                MetafieldIdentifier {
+                    namespace: APP_RESERVED_NAMESPACE.into(),
+                    key: "b".into()
+                },
+            ]
+        );
+        assert_eq!(f.shops[0].subscriptions[0].name, None);
         assert_eq!(f.shops[0].tokens[0].expires_in_seconds, Some(60));
         assert_eq!(f.shops[0].subscriptions[1].include_fields, vec!["id"]);
         let debug = format!("{f:?}");

@@ -39,10 +39,13 @@ mod versions;
 
 pub use bucket::ThrottleStatus;
 pub use counters::Counters;
-pub use faults::Fault;
-pub use fixture::{AppFixture, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
+pub use faults::{DEFAULT_FILTER_REFUSAL, Fault};
+pub use fixture::{
+    APP_RESERVED_NAMESPACE, AppFixture, Fixture, MetafieldIdentifier, ShopFixture, SubscriptionFixture,
+    TokenFixture,
+};
 pub use subs::SimSubscription;
-pub use versions::{ApiVersion, DEFAULT_URI_SINCE, DEFAULT_VERSIONS, calendar};
+pub use versions::{ApiVersion, DEFAULT_METAFIELDS_SINCE, DEFAULT_URI_SINCE, DEFAULT_VERSIONS, calendar};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -77,8 +80,14 @@ pub struct SimConfig {
     /// per app, not per subscription.
     pub webhook_api_version: String,
     /// First version whose schema has `uri` instead of `callbackUrl` /
-    /// `endpoint` (default 2025-10; earlier adoption is unconfirmed).
+    /// `endpoint` (default 2025-10; earlier adoption is unconfirmed). From
+    /// this version the dedicated Pub/Sub and EventBridge mutations are
+    /// deprecated too (the same changelog entry).
     pub uri_since: String,
+    /// First version whose webhook subscriptions have `metafields` (default
+    /// 2025-04: confirmed there and absent in 2024-07; 2024-10 and 2025-01
+    /// are unconfirmed).
+    pub metafields_since: String,
     /// HTTP status of a `THROTTLED` answer. Shopify's is unconfirmed (200 or
     /// 429), so the default 200 can be switched to test both paths.
     pub throttled_http_status: u16,
@@ -99,6 +108,7 @@ impl Default for SimConfig {
             api_versions: DEFAULT_VERSIONS.iter().map(|s| s.to_string()).collect(),
             webhook_api_version: "2025-07".into(),
             uri_since: versions::DEFAULT_URI_SINCE.into(),
+            metafields_since: versions::DEFAULT_METAFIELDS_SINCE.into(),
             throttled_http_status: 200,
             ca_file: None,
         }
@@ -123,8 +133,9 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
             "throttled_http_status must be 200 or an error status (400-599)",
         ));
     }
-    let versions =
-        versions::VersionTable::with_uri_since(&cfg.api_versions, &cfg.uri_since).map_err(invalid)?;
+    let versions = versions::VersionTable::with_uri_since(&cfg.api_versions, &cfg.uri_since)
+        .and_then(|t| t.with_metafields_since(&cfg.metafields_since))
+        .map_err(invalid)?;
     let schemas = schema::Schemas::build(&versions).map_err(invalid)?;
     let state = Arc::new(state::SimState::new(
         cfg.allow_insecure_addresses,
@@ -234,12 +245,13 @@ impl Sim {
         self.state.reset_counters();
     }
 
-    /// Arms a fault (or applies it at once, for `DrainBucket`).
+    /// Arms a fault (or applies it at once, for `DrainBucket`). `StatusRate`
+    /// and `RefuseFilter` stay armed until [`Sim::clear_faults`].
     pub fn inject(&self, fault: Fault) {
         self.state.inject(fault);
     }
 
-    /// Disarms every pending fault.
+    /// Disarms every pending fault, refused filters included.
     pub fn clear_faults(&self) {
         self.state.clear_faults();
     }
@@ -305,7 +317,8 @@ impl Sim {
     }
 
     /// Like [`Sim::add_subscription`], with every field of the fixture form
-    /// (`includeFields`, `metafieldNamespaces`, `filter`).
+    /// (`includeFields`, `metafieldNamespaces`, `metafields`, `filter`,
+    /// `name`; Pub/Sub and EventBridge addresses too).
     ///
     /// # Panics
     /// On an unknown shop, topic or format.

@@ -1,10 +1,13 @@
 //! Root fields of the simulated schema: the `webhookSubscriptions` /
 //! `webhookSubscription` / `shop` / `currentAppInstallation` queries and the
-//! three webhook subscription mutations, with Shopify's argument rules and
-//! `userErrors`.
+//! webhook subscription mutations (`webhookSubscription{Create,Update,Delete}`
+//! and the dedicated `pubSub…` / `eventBridge…` create and update), with
+//! Shopify's argument rules and `userErrors`.
 
+use super::address::{Accepts, pubsub_address, valid_pubsub_part};
+use super::fixture::{APP_RESERVED_NAMESPACE, MetafieldIdentifier};
 use super::schema::{InstallationView, Payload, ShopView, parse_cursor, req};
-use super::subs::{GID_PREFIX, ListQuery, SubInput, parse_gid};
+use super::subs::{GID_PREFIX, ListQuery, SubInput, UserError, parse_gid};
 use super::versions::Features;
 use async_graphql::dynamic::{
     Field, FieldFuture, FieldValue, InputValue, Object, ObjectAccessor, ResolverContext, TypeRef,
@@ -209,7 +212,66 @@ pub(crate) fn query_root(f: Features) -> Object {
         .field(installation)
 }
 
-/// Reads a `WebhookSubscriptionInput`, taking the version's address field.
+/// A list input for an update: `None` when absent; an explicit `null` clears
+/// like an empty list does ([U]: Shopify's treatment of `null` is not
+/// documented).
+fn list_update(obj: &ObjectAccessor<'_>, name: &str) -> async_graphql::Result<Option<Vec<String>>> {
+    match obj.get(name) {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(Some(Vec::new())),
+        Some(_) => string_list(obj, name),
+    }
+}
+
+/// `Some(None)` for an explicit `null`.
+fn nullable_string(obj: &ObjectAccessor<'_>, name: &str) -> async_graphql::Result<Option<Option<String>>> {
+    match obj.get(name) {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(Some(None)),
+        Some(v) => Ok(Some(Some(v.string()?.to_string()))),
+    }
+}
+
+/// `[HasMetafieldsMetafieldIdentifierInput!]`: a missing or `null`
+/// namespace is the app-reserved one.
+fn metafields(obj: &ObjectAccessor<'_>) -> async_graphql::Result<Option<Vec<MetafieldIdentifier>>> {
+    let list = match obj.get("metafields") {
+        None => return Ok(None),
+        Some(v) if v.is_null() => return Ok(Some(Vec::new())),
+        Some(v) => v.list()?,
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for item in list.iter() {
+        let o = item.object()?;
+        out.push(MetafieldIdentifier {
+            namespace: opt_string(&o, "namespace")?.unwrap_or_else(|| APP_RESERVED_NAMESPACE.to_string()),
+            key: o.try_get("key")?.string()?.to_string(),
+        });
+    }
+    Ok(Some(out))
+}
+
+/// The options every subscription input shares: `format`, `includeFields`,
+/// `metafieldNamespaces`, `metafields`, `filter`, `name` (the schema of the
+/// version decides which exist).
+fn common_options(obj: &ObjectAccessor<'_>, input: &mut SubInput) -> async_graphql::Result<()> {
+    input.format = match opt(obj, "format") {
+        None => None,
+        Some(v) => Some(match v.enum_name()? {
+            "XML" => "XML",
+            _ => "JSON",
+        }),
+    };
+    input.include_fields = list_update(obj, "includeFields")?;
+    input.metafield_namespaces = list_update(obj, "metafieldNamespaces")?;
+    input.metafields = metafields(obj)?;
+    input.filter = nullable_string(obj, "filter")?;
+    input.name = nullable_string(obj, "name")?;
+    Ok(())
+}
+
+/// Reads a `WebhookSubscriptionInput`, taking the version's address field:
+/// `uri` takes every kind of destination, `callbackUrl` HTTP(S) only.
 fn sub_input(ctx: &ResolverContext<'_>, f: Features) -> async_graphql::Result<SubInput> {
     let obj = ctx.args.try_get("webhookSubscription")?.object()?;
     let uri = if f.uri { opt_string(&obj, "uri")? } else { None };
@@ -217,96 +279,159 @@ fn sub_input(ctx: &ResolverContext<'_>, f: Features) -> async_graphql::Result<Su
     if f.uri && callback.is_some() {
         req(ctx)?.mark_deprecated();
     }
-    let (address, address_field) = match (uri, callback) {
-        (Some(u), _) => (Some(u), "uri"),
-        (None, Some(c)) => (Some(c), "callbackUrl"),
-        (None, None) => (None, if f.uri { "uri" } else { "callbackUrl" }),
+    let (address, address_field, accepts) = match (uri, callback) {
+        (Some(u), _) => (Some(u), "uri", Accepts::Any),
+        (None, Some(c)) => (Some(c), "callbackUrl", Accepts::HttpOnly),
+        (None, None) if f.uri => (None, "uri", Accepts::Any),
+        (None, None) => (None, "callbackUrl", Accepts::HttpOnly),
     };
-    let format = match opt(&obj, "format") {
-        None => None,
-        Some(v) => Some(match v.enum_name()? {
-            "XML" => "XML",
-            _ => "JSON",
-        }),
-    };
-    let filter = match obj.get("filter") {
-        None => None,
-        Some(v) if v.is_null() => Some(None),
-        Some(v) => Some(Some(v.string()?.to_string())),
-    };
-    Ok(SubInput {
+    let mut input = SubInput {
         address,
         address_field,
-        format,
-        include_fields: string_list(&obj, "includeFields")?,
-        metafield_namespaces: string_list(&obj, "metafieldNamespaces")?,
-        filter,
-    })
+        accepts,
+        ..Default::default()
+    };
+    common_options(&obj, &mut input)?;
+    Ok(input)
+}
+
+/// Reads a `PubSubWebhookSubscriptionInput`: the address is
+/// `pubsub://{pubSubProject}:{pubSubTopic}`.
+fn pubsub_input(ctx: &ResolverContext<'_>, _f: Features) -> async_graphql::Result<SubInput> {
+    let obj = ctx.args.try_get("webhookSubscription")?.object()?;
+    let project = obj.try_get("pubSubProject")?.string()?.to_string();
+    let topic = obj.try_get("pubSubTopic")?.string()?.to_string();
+    let mut input = SubInput {
+        address: Some(pubsub_address(&project, &topic)),
+        address_field: "pubSubTopic",
+        accepts: Accepts::Any,
+        ..Default::default()
+    };
+    for (field, value) in [("pubSubProject", &project), ("pubSubTopic", &topic)] {
+        if !valid_pubsub_part(value) {
+            input.errors.push(UserError::new(
+                &["webhookSubscription", field],
+                super::address::MSG_INVALID,
+            ));
+        }
+    }
+    common_options(&obj, &mut input)?;
+    Ok(input)
+}
+
+/// Reads an `EventBridgeWebhookSubscriptionInput` (`arn: ARN`, nullable as
+/// on shopify.dev: absent on an update keeps the address).
+fn eventbridge_input(ctx: &ResolverContext<'_>, _f: Features) -> async_graphql::Result<SubInput> {
+    let obj = ctx.args.try_get("webhookSubscription")?.object()?;
+    let mut input = SubInput {
+        address: opt_string(&obj, "arn")?,
+        address_field: "arn",
+        accepts: Accepts::Any,
+        ..Default::default()
+    };
+    common_options(&obj, &mut input)?;
+    Ok(input)
 }
 
 fn payload(p: Payload) -> Option<FieldValue<'static>> {
     Some(FieldValue::owned_any(p))
 }
 
-pub(crate) fn mutation_root(f: Features) -> Object {
-    let input_arg = || {
-        InputValue::new(
-            "webhookSubscription",
-            TypeRef::named_nn("WebhookSubscriptionInput"),
-        )
-    };
-    let create = Field::new(
-        "webhookSubscriptionCreate",
-        TypeRef::named("WebhookSubscriptionCreatePayload"),
-        move |ctx| {
-            FieldFuture::new(async move {
-                let rc = req(&ctx)?;
-                let topic_arg = ctx.args.try_get("topic")?;
-                let topic_name = topic_arg.enum_name()?;
-                let topic = super::topics::lookup_enum(topic_name)
-                    .ok_or_else(|| Error::new(format!("Unknown topic {topic_name}")))?;
-                let input = sub_input(&ctx, f)?;
-                Ok(payload(match rc.state.create(&rc.shop, topic, input) {
-                    Ok(sub) => Payload {
-                        sub: Some(sub),
-                        ..Default::default()
-                    },
-                    Err(user_errors) => Payload {
-                        user_errors,
-                        ..Default::default()
-                    },
-                }))
-            })
+type InputReader = fn(&ResolverContext<'_>, Features) -> async_graphql::Result<SubInput>;
+
+fn outcome(r: Result<super::subs::Sub, Vec<UserError>>) -> Option<FieldValue<'static>> {
+    payload(match r {
+        Ok(sub) => Payload {
+            sub: Some(sub),
+            ..Default::default()
         },
-    )
+        Err(user_errors) => Payload {
+            user_errors,
+            ..Default::default()
+        },
+    })
+}
+
+/// A create mutation: `name(topic: WebhookSubscriptionTopic!,
+/// webhookSubscription: input_type!): payload_type`.
+fn create_field(
+    f: Features,
+    name: &str,
+    payload_type: &str,
+    input_type: &str,
+    read: InputReader,
+    deprecation: Option<&'static str>,
+) -> Field {
+    let field = Field::new(name, TypeRef::named(payload_type), move |ctx| {
+        FieldFuture::new(async move {
+            let rc = req(&ctx)?;
+            if deprecation.is_some() {
+                rc.mark_deprecated();
+            }
+            let topic_arg = ctx.args.try_get("topic")?;
+            let topic_name = topic_arg.enum_name()?;
+            let topic = super::topics::lookup_enum(topic_name)
+                .ok_or_else(|| Error::new(format!("Unknown topic {topic_name}")))?;
+            let input = read(&ctx, f)?;
+            Ok(outcome(rc.state.create(&rc.shop, topic, input)))
+        })
+    })
     .argument(InputValue::new(
         "topic",
         TypeRef::named_nn("WebhookSubscriptionTopic"),
     ))
-    .argument(input_arg());
-    let update = Field::new(
-        "webhookSubscriptionUpdate",
-        TypeRef::named("WebhookSubscriptionUpdatePayload"),
-        move |ctx| {
-            FieldFuture::new(async move {
-                let rc = req(&ctx)?;
-                let id = sub_id(&id_arg(&ctx)?)?;
-                let input = sub_input(&ctx, f)?;
-                Ok(payload(match rc.state.update(&rc.shop, id, input) {
-                    Ok(sub) => Payload {
-                        sub: Some(sub),
-                        ..Default::default()
-                    },
-                    Err(user_errors) => Payload {
-                        user_errors,
-                        ..Default::default()
-                    },
-                }))
-            })
-        },
-    )
+    .argument(InputValue::new(
+        "webhookSubscription",
+        TypeRef::named_nn(input_type),
+    ));
+    match deprecation {
+        Some(reason) => field.deprecation(Some(reason)),
+        None => field,
+    }
+}
+
+/// An update mutation: `name(id: ID!, webhookSubscription: input_type!):
+/// payload_type`.
+fn update_field(
+    f: Features,
+    name: &str,
+    payload_type: &str,
+    input_type: &str,
+    read: InputReader,
+    deprecation: Option<&'static str>,
+) -> Field {
+    let field = Field::new(name, TypeRef::named(payload_type), move |ctx| {
+        FieldFuture::new(async move {
+            let rc = req(&ctx)?;
+            if deprecation.is_some() {
+                rc.mark_deprecated();
+            }
+            let id = sub_id(&id_arg(&ctx)?)?;
+            let input = read(&ctx, f)?;
+            Ok(outcome(rc.state.update(&rc.shop, id, input)))
+        })
+    })
     .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
-    .argument(input_arg());
+    .argument(InputValue::new(
+        "webhookSubscription",
+        TypeRef::named_nn(input_type),
+    ));
+    match deprecation {
+        Some(reason) => field.deprecation(Some(reason)),
+        None => field,
+    }
+}
+
+/// Deprecation reasons of the dedicated mutations once `uri` exists.
+const USE_CREATE: &str = "Use `webhookSubscriptionCreate` instead.";
+const USE_UPDATE: &str = "Use `webhookSubscriptionUpdate` instead.";
+
+pub(crate) fn mutation_root(f: Features) -> Object {
+    let (dep_create, dep_update) = if f.uri {
+        (Some(USE_CREATE), Some(USE_UPDATE))
+    } else {
+        (None, None)
+    };
     let delete = Field::new(
         "webhookSubscriptionDelete",
         TypeRef::named("WebhookSubscriptionDeletePayload"),
@@ -329,5 +454,54 @@ pub(crate) fn mutation_root(f: Features) -> Object {
         },
     )
     .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)));
-    Object::new("Mutation").field(create).field(update).field(delete)
+    Object::new("Mutation")
+        .field(create_field(
+            f,
+            "webhookSubscriptionCreate",
+            "WebhookSubscriptionCreatePayload",
+            "WebhookSubscriptionInput",
+            sub_input,
+            None,
+        ))
+        .field(update_field(
+            f,
+            "webhookSubscriptionUpdate",
+            "WebhookSubscriptionUpdatePayload",
+            "WebhookSubscriptionInput",
+            sub_input,
+            None,
+        ))
+        .field(delete)
+        .field(create_field(
+            f,
+            "pubSubWebhookSubscriptionCreate",
+            "PubSubWebhookSubscriptionCreatePayload",
+            "PubSubWebhookSubscriptionInput",
+            pubsub_input,
+            dep_create,
+        ))
+        .field(update_field(
+            f,
+            "pubSubWebhookSubscriptionUpdate",
+            "PubSubWebhookSubscriptionUpdatePayload",
+            "PubSubWebhookSubscriptionInput",
+            pubsub_input,
+            dep_update,
+        ))
+        .field(create_field(
+            f,
+            "eventBridgeWebhookSubscriptionCreate",
+            "EventBridgeWebhookSubscriptionCreatePayload",
+            "EventBridgeWebhookSubscriptionInput",
+            eventbridge_input,
+            dep_create,
+        ))
+        .field(update_field(
+            f,
+            "eventBridgeWebhookSubscriptionUpdate",
+            "EventBridgeWebhookSubscriptionUpdatePayload",
+            "EventBridgeWebhookSubscriptionInput",
+            eventbridge_input,
+            dep_update,
+        ))
 }

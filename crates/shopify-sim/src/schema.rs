@@ -1,6 +1,8 @@
 //! The simulated Admin API schema, built with async-graphql's dynamic schema
 //! once per feature set at startup (the version-dependent fields make the
-//! schemas differ: `uri` from 2025-10, `publicDisplayName` from 2025-07).
+//! schemas differ: `uri` from 2025-10, `publicDisplayName` from 2025-07,
+//! subscription `filter` from 2024-07, `metafields` from 2025-04, `name` from
+//! 2026-04; see docs/webhook-subscriptions.md).
 //!
 //! Names and nullability follow Shopify's schema so that a client's documents
 //! validate here exactly when they would validate there. Root-field resolvers
@@ -8,6 +10,7 @@
 
 use super::address::Endpoint;
 use super::engine::{CostGateFactory, ReqCtx};
+use super::fixture::MetafieldIdentifier;
 use super::resolvers;
 use super::subs::{Page, Sub, UserError};
 use super::topics;
@@ -174,10 +177,49 @@ fn build(f: Features) -> Result<Schema, async_graphql::dynamic::SchemaError> {
     b = register_subscription_types(b, f);
     b = register_shop_types(b, f);
     b = register_payload_types(b);
+    if f.metafields {
+        b = b.register(
+            InputObject::new("HasMetafieldsMetafieldIdentifierInput")
+                .field(InputValue::new("namespace", TypeRef::named(TypeRef::STRING)))
+                .field(InputValue::new("key", TypeRef::named_nn(TypeRef::STRING))),
+        );
+    }
     b.register(resolvers::query_root(f))
         .register(resolvers::mutation_root(f))
         .register(subscription_input(f))
+        .register(pubsub_input(f))
+        .register(eventbridge_input(f))
         .finish()
+}
+
+/// The options all three subscription inputs share, as the version has them.
+fn common_input_fields(mut input: InputObject, f: Features) -> InputObject {
+    input = input
+        .field(InputValue::new(
+            "format",
+            TypeRef::named("WebhookSubscriptionFormat"),
+        ))
+        .field(InputValue::new(
+            "includeFields",
+            TypeRef::named_nn_list(TypeRef::STRING),
+        ))
+        .field(InputValue::new(
+            "metafieldNamespaces",
+            TypeRef::named_nn_list(TypeRef::STRING),
+        ));
+    if f.filter {
+        input = input.field(InputValue::new("filter", TypeRef::named(TypeRef::STRING)));
+    }
+    if f.metafields {
+        input = input.field(InputValue::new(
+            "metafields",
+            TypeRef::named_nn_list("HasMetafieldsMetafieldIdentifierInput"),
+        ));
+    }
+    if f.name {
+        input = input.field(InputValue::new("name", TypeRef::named(TypeRef::STRING)));
+    }
+    input
 }
 
 fn subscription_input(f: Features) -> InputObject {
@@ -190,20 +232,23 @@ fn subscription_input(f: Features) -> InputObject {
     } else {
         input = input.field(callback);
     }
-    input
+    common_input_fields(input, f)
+}
+
+fn pubsub_input(f: Features) -> InputObject {
+    let input = InputObject::new("PubSubWebhookSubscriptionInput")
         .field(InputValue::new(
-            "format",
-            TypeRef::named("WebhookSubscriptionFormat"),
+            "pubSubProject",
+            TypeRef::named_nn(TypeRef::STRING),
         ))
-        .field(InputValue::new(
-            "includeFields",
-            TypeRef::named_nn_list(TypeRef::STRING),
-        ))
-        .field(InputValue::new(
-            "metafieldNamespaces",
-            TypeRef::named_nn_list(TypeRef::STRING),
-        ))
-        .field(InputValue::new("filter", TypeRef::named(TypeRef::STRING)))
+        .field(InputValue::new("pubSubTopic", TypeRef::named_nn(TypeRef::STRING)));
+    common_input_fields(input, f)
+}
+
+fn eventbridge_input(f: Features) -> InputObject {
+    let input = InputObject::new("EventBridgeWebhookSubscriptionInput")
+        .field(InputValue::new("arn", TypeRef::named("ARN")));
+    common_input_fields(input, f)
 }
 
 fn register_subscription_types(b: SchemaBuilder, f: Features) -> SchemaBuilder {
@@ -228,9 +273,6 @@ fn register_subscription_types(b: SchemaBuilder, f: Features) -> SchemaBuilder {
             TypeRef::named_nn_list_nn(TypeRef::STRING),
             |s| str_list(&s.metafield_namespaces),
         ))
-        .field(leaf::<Sub>("filter", TypeRef::named(TypeRef::STRING), |s| {
-            s.filter.as_deref().map_or(Value::Null, str_value)
-        }))
         .field(leaf::<Sub>("createdAt", nn("DateTime"), |s| {
             timestamp(&s.created_at)
         }))
@@ -240,6 +282,23 @@ fn register_subscription_types(b: SchemaBuilder, f: Features) -> SchemaBuilder {
         .field(child::<Sub>("apiVersion", nn("ApiVersion"), |s| {
             Some(any(&s.api_version))
         }));
+    if f.filter {
+        sub = sub.field(leaf::<Sub>("filter", TypeRef::named(TypeRef::STRING), |s| {
+            s.filter.as_deref().map_or(Value::Null, str_value)
+        }));
+    }
+    if f.metafields {
+        sub = sub.field(child::<Sub>(
+            "metafields",
+            TypeRef::named_nn_list_nn("WebhookSubscriptionMetafieldIdentifier"),
+            |s| Some(FieldValue::list(s.metafields.iter().map(any))),
+        ));
+    }
+    if f.name {
+        sub = sub.field(leaf::<Sub>("name", TypeRef::named(TypeRef::STRING), |s| {
+            s.name.as_deref().map_or(Value::Null, str_value)
+        }));
+    }
     let endpoint = Field::new("endpoint", nn("WebhookSubscriptionEndpoint"), move |ctx| {
         if f.uri {
             mark_deprecated(&ctx);
@@ -346,6 +405,21 @@ fn register_subscription_types(b: SchemaBuilder, f: Features) -> SchemaBuilder {
                 .last()
                 .map_or(Value::Null, |s| Value::String(cursor(s.id)))
         }));
+    let b = if f.metafields {
+        b.register(
+            Object::new("WebhookSubscriptionMetafieldIdentifier")
+                .field(leaf::<MetafieldIdentifier>(
+                    "namespace",
+                    nn(TypeRef::STRING),
+                    |m| str_value(&m.namespace),
+                ))
+                .field(leaf::<MetafieldIdentifier>("key", nn(TypeRef::STRING), |m| {
+                    str_value(&m.key)
+                })),
+        )
+    } else {
+        b
+    };
     b.register(sub)
         .register(http)
         .register(bridge)
@@ -447,10 +521,51 @@ fn register_payload_types(b: SchemaBuilder) -> SchemaBuilder {
             |p| p.deleted_id.as_deref().map_or(Value::Null, str_value),
         ))
         .field(errors());
-    b.register(user_error)
+    let mut b = b
+        .register(user_error)
         .register(create)
         .register(update)
-        .register(delete)
+        .register(delete);
+    // The EventBridge mutations answer plain `UserError`s (shopify.dev).
+    for name in [
+        "EventBridgeWebhookSubscriptionCreatePayload",
+        "EventBridgeWebhookSubscriptionUpdatePayload",
+    ] {
+        b = b.register(Object::new(name).field(sub()).field(errors()));
+    }
+    // The Pub/Sub ones have their own error types, with a `code`.
+    for action in ["Create", "Update"] {
+        let error_type = format!("PubSubWebhookSubscription{action}UserError");
+        let code_type = format!("{error_type}Code");
+        let error = Object::new(error_type.as_str())
+            .field(leaf::<UserError>(
+                "code",
+                TypeRef::named(code_type.as_str()),
+                |e| enum_value(e.code),
+            ))
+            .field(leaf::<UserError>(
+                "field",
+                TypeRef::named_nn_list(TypeRef::STRING),
+                |e| e.field.as_deref().map_or(Value::Null, str_list),
+            ))
+            .field(leaf::<UserError>("message", nn(TypeRef::STRING), |e| {
+                str_value(&e.message)
+            }));
+        let errors = child::<Payload>(
+            "userErrors",
+            TypeRef::named_nn_list_nn(error_type.as_str()),
+            |p| Some(FieldValue::list(p.user_errors.iter().map(any))),
+        );
+        b = b
+            .register(Enum::new(code_type.as_str()).items(["INVALID_PARAMETERS", "TAKEN"]))
+            .register(error)
+            .register(
+                Object::new(format!("PubSubWebhookSubscription{action}Payload"))
+                    .field(sub())
+                    .field(errors),
+            );
+    }
+    b
 }
 
 /// A stable pseudo-id for a shop's gid, so repeated queries agree.
@@ -477,6 +592,43 @@ mod tests {
         assert!(new.contains("publicDisplayName"));
         assert!(!old.contains("CUSTOMERS_REDACT"));
         assert!(old.contains("ORDERS_CREATE"));
+        assert!(old.contains("AUDIT_EVENTS_ADMIN_API_ACTIVITY"));
+        // Subscription fields by version.
+        let sdl = |v: &str| s.sdl(ApiVersion::parse(v).unwrap());
+        let (v2501, v2507, v2604) = (sdl("2025-01"), sdl("2025-07"), sdl("2026-04"));
+        // The body of one type or input in an SDL.
+        let block = |sdl: &str, head: &str| {
+            let start = sdl.find(head).unwrap_or_else(|| panic!("{head} missing"));
+            let end = sdl[start..].find('}').unwrap() + start;
+            sdl[start..end].to_string()
+        };
+        assert!(block(&v2501, "type WebhookSubscription {").contains("filter: String"));
+        assert!(!v2501.contains("metafields"));
+        assert!(v2507.contains("metafields: [WebhookSubscriptionMetafieldIdentifier!]!"));
+        assert!(v2507.contains("metafields: [HasMetafieldsMetafieldIdentifierInput!]"));
+        for head in [
+            "type WebhookSubscription {",
+            "input WebhookSubscriptionInput {",
+            "input PubSubWebhookSubscriptionInput {",
+            "input EventBridgeWebhookSubscriptionInput {",
+        ] {
+            assert!(!block(&v2507, head).contains("name: String"), "{head}");
+            assert!(block(&v2604, head).contains("name: String"), "{head}");
+        }
+        for v in [&v2501, &v2507, &v2604] {
+            assert!(v.contains("pubSubWebhookSubscriptionCreate(topic: WebhookSubscriptionTopic!, webhookSubscription: PubSubWebhookSubscriptionInput!): PubSubWebhookSubscriptionCreatePayload"));
+            assert!(v.contains("eventBridgeWebhookSubscriptionUpdate(id: ID!, webhookSubscription: EventBridgeWebhookSubscriptionInput!): EventBridgeWebhookSubscriptionUpdatePayload"));
+            assert!(v.contains("arn: ARN\n"));
+            assert!(v.contains("code: PubSubWebhookSubscriptionCreateUserErrorCode"));
+        }
+        let mutation = block(&v2507, "type Mutation {");
+        assert!(!mutation.contains("@deprecated"), "{mutation}");
+        assert!(v2604.contains("Use `webhookSubscriptionCreate` instead."));
+        let create = v2604
+            .lines()
+            .find(|l| l.contains("\twebhookSubscriptionCreate("))
+            .unwrap();
+        assert!(!create.contains("@deprecated"), "{create}");
     }
 
     #[test]

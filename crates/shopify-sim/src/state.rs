@@ -5,7 +5,7 @@
 
 use super::bucket::{Bucket, ThrottleStatus};
 use super::counters::Counters;
-use super::faults::{self, Armed, Effect, Fault};
+use super::faults::{self, Armed, Effect, Fault, FilterRefusal};
 use super::fixture::{AppFixture, Fixture, ShopFixture, SubscriptionFixture, parse_format};
 use super::oauth::{AccessToken, CodeGrant, RefreshToken};
 use super::subs::Sub;
@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub shops: HashMap<String, Shop>,
     pub counters: HashMap<String, Counters>,
     pub faults: Vec<Armed>,
+    /// Armed [`Fault::RefuseFilter`]s, consulted by the subscription rules.
+    pub filter_refusals: Vec<FilterRefusal>,
     pub app: Option<AppFixture>,
     pub codes: HashMap<String, CodeGrant>,
     next_sub_id: u64,
@@ -80,6 +82,7 @@ impl SimState {
                 shops: HashMap::new(),
                 counters: HashMap::new(),
                 faults: Vec::new(),
+                filter_refusals: Vec::new(),
                 app: None,
                 codes: HashMap::new(),
                 next_sub_id: 1,
@@ -178,7 +181,9 @@ impl SimState {
             format,
             include_fields: s.include_fields.clone(),
             metafield_namespaces: s.metafield_namespaces.clone(),
+            metafields: s.metafields.clone(),
             filter: s.filter.clone(),
+            name: s.name.clone(),
             created_at: now,
             updated_at: now,
             api_version: self.webhook_api_version.clone(),
@@ -243,13 +248,19 @@ impl SimState {
             }
             return;
         }
+        if let Some(refusal) = FilterRefusal::from_fault(&fault) {
+            g.filter_refusals.push(refusal);
+            return;
+        }
         if let Some(armed) = Armed::from_fault(&fault) {
             g.faults.push(armed);
         }
     }
 
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        let mut g = self.lock();
+        g.faults.clear();
+        g.filter_refusals.clear();
     }
 
     pub fn take_fault(&self, shop: &str, kind: faults::RequestKind) -> Option<Effect> {

@@ -1,13 +1,15 @@
 //! Webhook subscriptions: the records, and the rules the GraphQL
 //! resolvers and the admin API share — topic + address uniqueness, address
-//! checks, partial updates, and Relay-style pagination ordered by id.
+//! checks, destination rules per topic, `name` rules, refused filters,
+//! partial updates, and Relay-style pagination ordered by id. The sources of
+//! each rule are in docs/webhook-subscriptions.md.
 
-use super::address;
-use super::fixture::SubscriptionFixture;
-use super::state::{SimState, shop_key};
+use super::address::{self, Accepts, Endpoint};
+use super::fixture::{MetafieldIdentifier, SubscriptionFixture};
+use super::state::{Inner, SimState, shop_key};
+use super::topics;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 /// A webhook subscription as the simulator holds it (admin view).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -16,7 +18,8 @@ pub struct SimSubscription {
     pub id: String,
     /// Enum form, e.g. `ORDERS_CREATE`.
     pub topic: String,
-    /// The delivery address (`callbackUrl` / `uri`).
+    /// The delivery address as `uri` lists it: an `https://` URL,
+    /// `pubsub://{project}:{topic}` or an EventBridge ARN.
     pub address: String,
     /// `JSON` or `XML`.
     pub format: String,
@@ -24,8 +27,14 @@ pub struct SimSubscription {
     pub include_fields: Vec<String>,
     /// `metafieldNamespaces`.
     pub metafield_namespaces: Vec<String>,
+    /// `metafields` (2025-04 on).
+    #[serde(default)]
+    pub metafields: Vec<MetafieldIdentifier>,
     /// `filter`.
     pub filter: Option<String>,
+    /// `name` (2026-04 on).
+    #[serde(default)]
+    pub name: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
@@ -50,7 +59,9 @@ pub(crate) struct Sub {
     pub format: &'static str,
     pub include_fields: Vec<String>,
     pub metafield_namespaces: Vec<String>,
+    pub metafields: Vec<MetafieldIdentifier>,
     pub filter: Option<String>,
+    pub name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub api_version: String,
@@ -69,39 +80,95 @@ impl Sub {
             format: self.format.to_string(),
             include_fields: self.include_fields.clone(),
             metafield_namespaces: self.metafield_namespaces.clone(),
+            metafields: self.metafields.clone(),
             filter: self.filter.clone(),
+            name: self.name.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
     }
 }
 
+/// `code` of the Pub/Sub mutations' user errors for anything but a taken
+/// address (`PubSubWebhookSubscription{Create,Update}UserErrorCode`).
+pub(crate) const CODE_INVALID: &str = "INVALID_PARAMETERS";
+/// `code` for "Address for this topic has already been taken".
+pub(crate) const CODE_TAKEN: &str = "TAKEN";
+
+/// Messages of the rules whose wording Shopify does not document ([U]).
+pub(crate) const MSG_TAKEN: &str = "Address for this topic has already been taken";
+pub(crate) const MSG_NOT_FOUND: &str = "Webhook subscription does not exist";
+pub(crate) const MSG_NAME_TOO_LONG: &str = "Name is too long (maximum is 50 characters)";
+pub(crate) const MSG_NAME_CHARS: &str = "Name can only contain letters, numbers, underscores and hyphens";
+pub(crate) const MSG_NAME_TAKEN: &str = "Name has already been taken";
+
+/// Longest `name` Shopify accepts ([C] changelog, 2026-04).
+pub(crate) const NAME_MAX_CHARS: usize = 50;
+
 /// A `userErrors` entry.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct UserError {
     pub field: Option<Vec<String>>,
     pub message: String,
+    /// [`CODE_INVALID`] or [`CODE_TAKEN`]; only the Pub/Sub mutations'
+    /// error types have a `code` field.
+    pub code: &'static str,
 }
 
 impl UserError {
-    fn new(field: &[&str], message: &str) -> Self {
+    pub fn new(field: &[&str], message: &str) -> Self {
         Self {
             field: Some(field.iter().map(|s| s.to_string()).collect()),
             message: message.to_string(),
+            code: CODE_INVALID,
+        }
+    }
+
+    fn taken(field: &[&str]) -> Self {
+        Self {
+            code: CODE_TAKEN,
+            ..Self::new(field, MSG_TAKEN)
         }
     }
 }
 
-/// The fields of a `WebhookSubscriptionInput`; `None` means "not given".
+/// The fields of a subscription input (`WebhookSubscriptionInput`,
+/// `PubSubWebhookSubscriptionInput`, `EventBridgeWebhookSubscriptionInput`).
+/// `None` means "not given": an update leaves that value as it was.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SubInput {
     pub address: Option<String>,
-    /// `callbackUrl` or `uri`: where address errors point.
+    /// `callbackUrl`, `uri`, `pubSubTopic` or `arn`: where address errors point.
     pub address_field: &'static str,
+    /// Which destinations the address field takes.
+    pub accepts: Accepts,
     pub format: Option<&'static str>,
+    /// `Some(vec![])` (an empty list, or `null`) clears.
     pub include_fields: Option<Vec<String>>,
     pub metafield_namespaces: Option<Vec<String>>,
+    pub metafields: Option<Vec<MetafieldIdentifier>>,
+    /// `Some(None)`: an explicit `null`, which clears.
     pub filter: Option<Option<String>>,
+    /// `Some(None)`: an explicit `null` (or `""`), which clears.
+    pub name: Option<Option<String>>,
+    /// Errors found while reading the input (a malformed Pub/Sub project or
+    /// topic id); the address rules are then skipped.
+    pub errors: Vec<UserError>,
+}
+
+/// Shopify's `name` rule ([C] changelog, 2026-04): up to 50 characters,
+/// letters, digits, `_` and `-` ("alphanumeric": ASCII, [U]).
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(MSG_NAME_TOO_LONG);
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(MSG_NAME_CHARS);
+    }
+    Ok(())
 }
 
 /// Filters and window of a `webhookSubscriptions` query.
@@ -211,44 +278,89 @@ impl SimState {
         }
     }
 
-    fn check_address(
+    /// Every rule a create (`current` = `None`) or an update breaks, in
+    /// the order: input errors, name, address, topic limit, refused filter.
+    fn violations(
         &self,
-        subs: &BTreeMap<u64, Sub>,
-        topic: &str,
-        address: &str,
-        field: &'static str,
-        except: Option<u64>,
-    ) -> Result<(), UserError> {
-        let path = ["webhookSubscription", field];
-        address::check(address, self.allow_insecure).map_err(|m| UserError::new(&path, m))?;
-        let taken = subs
-            .values()
-            .any(|s| Some(s.id) != except && s.topic == topic && s.address == address);
-        if taken {
-            return Err(UserError::new(
-                &path,
-                "Address for this topic has already been taken",
-            ));
+        g: &Inner,
+        shop: &str,
+        topic: &'static str,
+        input: &SubInput,
+        current: Option<&Sub>,
+    ) -> Vec<UserError> {
+        let subs = &g.shops[&shop_key(shop)].subs;
+        let except = current.map(|c| c.id);
+        let mut errors = input.errors.clone();
+        if let Some(Some(name)) = &input.name {
+            match check_name(name) {
+                Err(m) => errors.push(UserError::new(&["webhookSubscription", "name"], m)),
+                Ok(()) => {
+                    let taken = subs
+                        .values()
+                        .any(|s| Some(s.id) != except && s.name.as_deref() == Some(name.as_str()));
+                    if taken {
+                        errors.push(UserError::new(&["webhookSubscription", "name"], MSG_NAME_TAKEN));
+                    }
+                }
+            }
         }
-        Ok(())
+        let path = ["webhookSubscription", input.address_field];
+        let new_address = match (&input.address, current) {
+            (Some(a), Some(c)) if *a == c.address => None,
+            (Some(a), _) => Some(a.as_str()),
+            (None, Some(_)) => None,
+            (None, None) => Some(""),
+        };
+        if let Some(address) = new_address
+            && input.errors.is_empty()
+        {
+            if let Err(m) = address::check(address, self.allow_insecure, input.accepts) {
+                errors.push(UserError::new(&path, m));
+            } else if topics::is_cloud_only(topic) && !Endpoint::of(address).is_cloud() {
+                errors.push(UserError::new(&path, &cloud_only_message(topic)));
+            } else if subs
+                .values()
+                .any(|s| Some(s.id) != except && s.topic == topic && s.address == address)
+            {
+                errors.push(UserError::taken(&path));
+            }
+        }
+        if current.is_none() && topics::is_one_per_shop(topic) && subs.values().any(|s| s.topic == topic) {
+            errors.push(UserError::new(&["topic"], &one_per_shop_message(topic)));
+        }
+        if let Some(Some(filter)) = &input.filter
+            && let Some(m) = g
+                .filter_refusals
+                .iter()
+                .find_map(|r| r.refuses(&shop_key(shop), filter))
+        {
+            errors.push(UserError::new(&["webhookSubscription", "filter"], m));
+        }
+        errors
     }
 
     pub fn create(&self, shop: &str, topic: &'static str, input: SubInput) -> Result<Sub, Vec<UserError>> {
         let mut g = self.lock();
         let key = shop_key(shop);
-        let s = g.shops.get(&key).ok_or_else(Vec::new)?;
-        let address = input.address.unwrap_or_default();
-        self.check_address(&s.subs, topic, &address, input.address_field, None)
-            .map_err(|e| vec![e])?;
+        if !g.shops.contains_key(&key) {
+            return Err(Vec::new());
+        }
+        let input = normalize(input);
+        let errors = self.violations(&g, shop, topic, &input, None);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let now = Utc::now();
         let sub = Sub {
             id: g.next_sub_id(),
             topic,
-            address,
+            address: input.address.unwrap_or_default(),
             format: input.format.unwrap_or("JSON"),
             include_fields: input.include_fields.unwrap_or_default(),
             metafield_namespaces: input.metafield_namespaces.unwrap_or_default(),
+            metafields: input.metafields.unwrap_or_default(),
             filter: input.filter.flatten(),
+            name: input.name.flatten(),
             created_at: now,
             updated_at: now,
             api_version: self.webhook_api_version.clone(),
@@ -263,20 +375,23 @@ impl SimState {
 
     pub fn update(&self, shop: &str, id: u64, input: SubInput) -> Result<Sub, Vec<UserError>> {
         let mut g = self.lock();
-        let s = g.shops.get_mut(&shop_key(shop)).ok_or_else(Vec::new)?;
-        let Some(current) = s.subs.get(&id) else {
-            return Err(vec![UserError::new(
-                &["id"],
-                "Webhook subscription does not exist",
-            )]);
+        let key = shop_key(shop);
+        let Some(s) = g.shops.get(&key) else {
+            return Err(Vec::new());
         };
-        if let Some(address) = &input.address
-            && *address != current.address
-        {
-            self.check_address(&s.subs, current.topic, address, input.address_field, Some(id))
-                .map_err(|e| vec![e])?;
+        let Some(current) = s.subs.get(&id) else {
+            return Err(vec![UserError::new(&["id"], MSG_NOT_FOUND)]);
+        };
+        let input = normalize(input);
+        let errors = self.violations(&g, shop, current.topic, &input, Some(current));
+        if !errors.is_empty() {
+            return Err(errors);
         }
-        let sub = s.subs.get_mut(&id).expect("checked above");
+        let sub = g
+            .shops
+            .get_mut(&key)
+            .and_then(|s| s.subs.get_mut(&id))
+            .expect("checked above");
         if let Some(a) = input.address {
             sub.address = a;
         }
@@ -289,8 +404,14 @@ impl SimState {
         if let Some(v) = input.metafield_namespaces {
             sub.metafield_namespaces = v;
         }
+        if let Some(v) = input.metafields {
+            sub.metafields = v;
+        }
         if let Some(v) = input.filter {
             sub.filter = v;
+        }
+        if let Some(v) = input.name {
+            sub.name = v;
         }
         sub.updated_at = Utc::now();
         Ok(sub.clone())
@@ -300,12 +421,32 @@ impl SimState {
         if self.remove_subscription(shop, id) {
             Ok(())
         } else {
-            Err(vec![UserError::new(
-                &["id"],
-                "Webhook subscription does not exist",
-            )])
+            Err(vec![UserError::new(&["id"], MSG_NOT_FOUND)])
         }
     }
+}
+
+/// An empty `name` is no name ([U]: the permissive reading).
+fn normalize(mut input: SubInput) -> SubInput {
+    if let Some(Some(n)) = &input.name
+        && n.is_empty()
+    {
+        input.name = Some(None);
+    }
+    input
+}
+
+/// [U]: Shopify's wording for an HTTPS address on a Pub/Sub- and
+/// EventBridge-only topic is not documented.
+fn cloud_only_message(topic: &str) -> String {
+    let rest = topics::enum_to_rest(topic).unwrap_or(topic);
+    format!("Address for topic {rest} must be a Google Cloud Pub/Sub or Amazon EventBridge destination")
+}
+
+/// [U]: the wording when a one-subscription topic has one already.
+fn one_per_shop_message(topic: &str) -> String {
+    let rest = topics::enum_to_rest(topic).unwrap_or(topic);
+    format!("Topic {rest} is limited to one subscription per shop")
 }
 
 #[cfg(test)]

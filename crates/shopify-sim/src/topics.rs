@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 /// register them through the API.
 pub const TOPICS: &[&str] = &[
     "app/uninstalled",
+    "audit_events/admin_api_activity",
     "collections/create",
     "collections/delete",
     "collections/update",
@@ -60,6 +61,30 @@ pub const TOPICS: &[&str] = &[
 /// Compliance topics: they exist in Shopify but cannot be registered through
 /// the API, so fixtures naming them are rejected.
 pub const COMPLIANCE_TOPICS: &[&str] = &["customers/data_request", "customers/redact", "shop/redact"];
+
+/// Topics whose deliveries can only go to Google Cloud Pub/Sub or Amazon
+/// EventBridge, never to an HTTPS endpoint. `audit_events/admin_api_activity`
+/// "is limited to one active subscription per Plus store and requires the use
+/// of Google Cloud Pub/Sub or AWS EventBridge" (the `WebhookSubscriptionTopic`
+/// enum on shopify.dev).
+pub const CLOUD_ONLY_TOPICS: &[&str] = &["audit_events/admin_api_activity"];
+
+/// Topics a shop may hold only one subscription of (same source as
+/// [`CLOUD_ONLY_TOPICS`]; the "Plus store" condition is not modelled).
+pub const ONE_SUBSCRIPTION_TOPICS: &[&str] = &["audit_events/admin_api_activity"];
+
+/// Whether a topic (either spelling) only accepts Pub/Sub and EventBridge
+/// destinations.
+pub fn is_cloud_only(topic: &str) -> bool {
+    let wanted = rest_to_enum(topic.trim());
+    CLOUD_ONLY_TOPICS.iter().any(|t| rest_to_enum(t) == wanted)
+}
+
+/// Whether a shop may hold at most one subscription of the topic.
+pub fn is_one_per_shop(topic: &str) -> bool {
+    let wanted = rest_to_enum(topic.trim());
+    ONE_SUBSCRIPTION_TOPICS.iter().any(|t| rest_to_enum(t) == wanted)
+}
 
 /// Shopify's mechanical REST→enum rule (`orders/create` → `ORDERS_CREATE`).
 pub fn rest_to_enum(rest: &str) -> String {
@@ -120,6 +145,18 @@ mod tests {
             assert_eq!(lookup(t), None, "{t}");
         }
         assert_eq!(lookup("orders/teleported"), None);
+    }
+
+    #[test]
+    fn audit_events_are_cloud_only_and_one_per_shop() {
+        assert_eq!(
+            lookup_enum("audit_events/admin_api_activity"),
+            Some("AUDIT_EVENTS_ADMIN_API_ACTIVITY")
+        );
+        assert!(is_cloud_only("AUDIT_EVENTS_ADMIN_API_ACTIVITY"));
+        assert!(is_one_per_shop("audit_events/admin_api_activity"));
+        assert!(!is_cloud_only("ORDERS_CREATE"));
+        assert!(!is_one_per_shop("orders/create"));
     }
 
     #[test]

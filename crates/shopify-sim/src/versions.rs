@@ -57,6 +57,18 @@ impl ApiVersion {
     pub fn has_public_display_name(self) -> bool {
         self >= Self::stable(2025, 7)
     }
+
+    /// `filter` on webhook subscriptions and their inputs exists from 2024-07
+    /// ([C] changelog "Webhook subscriptions now support filters").
+    pub fn has_subscription_filter(self) -> bool {
+        self >= Self::stable(2024, 7)
+    }
+
+    /// `name` on webhook subscriptions and their inputs exists from 2026-04
+    /// ([C] changelog "Webhook subscriptions now support a name field").
+    pub fn has_subscription_name(self) -> bool {
+        self >= Self::stable(2026, 4)
+    }
 }
 
 /// The versions Shopify serves on `today` by its calendar: each stable
@@ -86,19 +98,33 @@ impl fmt::Display for ApiVersion {
 /// Version-dependent parts of the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Features {
+    /// `uri` replaces `callbackUrl`/`endpoint`, and the dedicated Pub/Sub and
+    /// EventBridge mutations are deprecated.
     pub uri: bool,
     pub public_display_name: bool,
+    /// `filter` on `WebhookSubscription` and the subscription inputs.
+    pub filter: bool,
+    /// `metafields` on `WebhookSubscription` and the subscription inputs.
+    pub metafields: bool,
+    /// `name` on `WebhookSubscription` and the subscription inputs.
+    pub name: bool,
 }
 
 /// The first version with `uri` unless configured otherwise: the fact sheet
 /// confirms `uri` in 2025-10; whether 2025-04/2025-07 accept it is [U].
 pub const DEFAULT_URI_SINCE: &str = "2025-10";
 
+/// The first version with `metafields` on webhook subscriptions unless
+/// configured otherwise: present in 2025-04 and absent in 2024-07 on
+/// shopify.dev; 2024-10 and 2025-01 are [U], so they do without.
+pub const DEFAULT_METAFIELDS_SINCE: &str = "2025-04";
+
 /// The versions a simulator instance serves.
 #[derive(Debug, Clone)]
 pub(crate) struct VersionTable {
     supported: Vec<ApiVersion>,
     uri_since: ApiVersion,
+    metafields_since: ApiVersion,
 }
 
 impl VersionTable {
@@ -125,7 +151,19 @@ impl VersionTable {
         if supported.is_empty() {
             return Err("no API versions configured".into());
         }
-        Ok(Self { supported, uri_since })
+        let metafields_since = ApiVersion::parse(DEFAULT_METAFIELDS_SINCE).expect("a valid version");
+        Ok(Self {
+            supported,
+            uri_since,
+            metafields_since,
+        })
+    }
+
+    /// Sets the first version whose webhook subscriptions have `metafields`.
+    pub fn with_metafields_since(mut self, since: &str) -> Result<Self, String> {
+        self.metafields_since =
+            ApiVersion::parse(since).ok_or_else(|| format!("invalid API version {since:?}"))?;
+        Ok(self)
     }
 
     /// The schema variant `v` is served with; versions with the same
@@ -134,6 +172,9 @@ impl VersionTable {
         Features {
             uri: v >= self.uri_since,
             public_display_name: v.has_public_display_name(),
+            filter: v.has_subscription_filter(),
+            metafields: v >= self.metafields_since,
+            name: v.has_subscription_name(),
         }
     }
 
@@ -224,5 +265,18 @@ mod tests {
         assert!(!early.features(v("2025-01")).uri);
         assert!(!v("2025-04").has_public_display_name());
         assert!(v("2025-07").has_public_display_name());
+        assert!(!v("2024-04").has_subscription_filter());
+        assert!(v("2024-07").has_subscription_filter());
+        assert!(!t.features(v("2025-01")).metafields);
+        assert!(t.features(v("2025-04")).metafields);
+        assert!(!t.features(v("2026-01")).name);
+        assert!(t.features(v("2026-04")).name);
+        assert!(t.features(v("unstable")).name);
+        let late = VersionTable::new(DEFAULT_VERSIONS)
+            .unwrap()
+            .with_metafields_since("2025-07")
+            .unwrap();
+        assert!(!late.features(v("2025-04")).metafields);
+        assert!(late.features(v("2025-07")).metafields);
     }
 }
