@@ -211,6 +211,7 @@ fn main() {
                             topic: "products/update".into(),
                             address: format!("https://oms.example.com/bench/{w}/{n}/{i}"),
                             format: Format::Json,
+                            options: Default::default(),
                         })
                         .collect();
                     let Ok(created) = c.apply(shop, "2025-10", &token, &creates).await else { return false };

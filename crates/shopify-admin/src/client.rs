@@ -228,7 +228,8 @@ impl ShopifyClient {
         let mut pages = 0;
         while pages < self.inner.cfg.max_pages {
             let cursor = after.as_deref();
-            let build = |sv: ApiVersion| graphql::list_document(sv, first, cursor);
+            let build =
+                |sv: ApiVersion| graphql::list_document(sv, first.min(graphql::max_list_page(sv)), cursor);
             let ok = match self
                 .run(shop, v, token, &build, op, Safety::Read, &mut meta)
                 .await

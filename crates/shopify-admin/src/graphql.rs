@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ShopifyError;
 use super::topic::rest_to_enum;
-use super::types::{Change, Format};
+use super::types::{Change, Destination, Format, Options};
 
 /// An Admin API version: `YYYY-MM` or `unstable`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,10 +46,33 @@ impl ApiVersion {
         self >= ApiVersion::new(2025, 7)
     }
 
+    /// True from 2024-07 on: subscriptions take a `filter`.
+    pub fn has_filter(self) -> bool {
+        self >= ApiVersion::new(2024, 7)
+    }
+
+    /// True from 2025-04 on: subscriptions take `metafields` (present in
+    /// 2025-04, absent in 2024-07; 2024-10 and 2025-01 are unconfirmed, so
+    /// not assumed).
+    pub fn has_metafields(self) -> bool {
+        self >= ApiVersion::new(2025, 4)
+    }
+
+    /// True from 2026-04 on: subscriptions have a `name`.
+    pub fn has_subscription_name(self) -> bool {
+        self >= ApiVersion::new(2026, 4)
+    }
+
     /// The schema differences the client's documents depend on; two
     /// versions with equal features get identical documents.
-    pub fn features(self) -> (bool, bool) {
-        (self.uses_uri(), self.has_public_display_name())
+    pub fn features(self) -> [bool; 5] {
+        [
+            self.uses_uri(),
+            self.has_public_display_name(),
+            self.has_filter(),
+            self.has_metafields(),
+            self.has_subscription_name(),
+        ]
     }
 }
 
@@ -99,15 +122,37 @@ impl Document {
     }
 }
 
-fn subscription_fields(v: ApiVersion) -> &'static str {
-    if v.uses_uri() {
-        "id topic format includeFields metafieldNamespaces filter apiVersion { handle } uri"
-    } else {
-        "id topic format includeFields metafieldNamespaces filter apiVersion { handle } \
-         endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } \
-         ... on WebhookEventBridgeEndpoint { arn } \
-         ... on WebhookPubSubEndpoint { pubSubProject pubSubTopic } }"
+fn subscription_fields(v: ApiVersion) -> String {
+    let mut fields = String::from("id topic format includeFields metafieldNamespaces");
+    if v.has_filter() {
+        fields.push_str(" filter");
     }
+    if v.has_metafields() {
+        fields.push_str(" metafields { namespace key }");
+    }
+    if v.has_subscription_name() {
+        fields.push_str(" name");
+    }
+    fields.push_str(" apiVersion { handle }");
+    if v.uses_uri() {
+        fields.push_str(" uri");
+    } else {
+        fields.push_str(
+            " endpoint { __typename ... on WebhookHttpEndpoint { callbackUrl } \
+             ... on WebhookEventBridgeEndpoint { arn } \
+             ... on WebhookPubSubEndpoint { pubSubProject pubSubTopic } }",
+        );
+    }
+    fields
+}
+
+/// The largest `first` a listing page can ask for at `v` within a single
+/// query's maximum cost (1000 points): Shopify charges one point per object
+/// per node (the subscription, `apiVersion`, `endpoint` before 2025-10,
+/// `metafields` from 2025-04) plus two for the connection.
+pub fn max_list_page(v: ApiVersion) -> u32 {
+    let objects = 2 + u32::from(!v.uses_uri()) + u32::from(v.has_metafields());
+    (1000 - 2) / objects
 }
 
 /// `webhookSubscriptions(first, after)` page query.
@@ -145,9 +190,60 @@ pub fn alias(i: usize) -> String {
     format!("c{i}")
 }
 
-fn input(v: ApiVersion, address: &str, format: Format) -> Value {
-    let key = if v.uses_uri() { "uri" } else { "callbackUrl" };
-    json!({ key: address, "format": format.as_graphql() })
+/// The mutation family an address is created and updated with: before
+/// 2025-10 Pub/Sub and EventBridge have their own mutations and inputs;
+/// from 2025-10 `uri` takes every kind.
+fn family(v: ApiVersion, address: &str) -> (&'static str, &'static str) {
+    match Destination::of(address) {
+        Destination::PubSub { .. } if !v.uses_uri() => {
+            ("pubSubWebhookSubscription", "PubSubWebhookSubscriptionInput")
+        }
+        Destination::EventBridge(_) if !v.uses_uri() => (
+            "eventBridgeWebhookSubscription",
+            "EventBridgeWebhookSubscriptionInput",
+        ),
+        _ => ("webhookSubscription", "WebhookSubscriptionInput"),
+    }
+}
+
+/// The subscription input: the address in the family's fields, the format
+/// and every option the version has. `None` and empty lists are sent as
+/// such, so an update clears what the spec no longer asks for.
+fn input(v: ApiVersion, address: &str, format: Format, options: &Options) -> Value {
+    let mut input = Map::new();
+    match Destination::of(address) {
+        _ if v.uses_uri() => {
+            input.insert("uri".into(), json!(address));
+        }
+        Destination::PubSub { project, topic } => {
+            input.insert("pubSubProject".into(), json!(project));
+            input.insert("pubSubTopic".into(), json!(topic));
+        }
+        Destination::EventBridge(arn) => {
+            input.insert("arn".into(), json!(arn));
+        }
+        Destination::Https(url) => {
+            input.insert("callbackUrl".into(), json!(url));
+        }
+    }
+    input.insert("format".into(), json!(format.as_graphql()));
+    input.insert("includeFields".into(), json!(options.include_fields));
+    input.insert("metafieldNamespaces".into(), json!(options.metafield_namespaces));
+    if v.has_filter() {
+        input.insert("filter".into(), json!(options.filter));
+    }
+    if v.has_metafields() {
+        let metafields: Vec<Value> = options
+            .metafields
+            .iter()
+            .map(|m| json!({"namespace": m.namespace, "key": m.key}))
+            .collect();
+        input.insert("metafields".into(), Value::Array(metafields));
+    }
+    if let Some(name) = options.name.as_ref().filter(|_| v.has_subscription_name()) {
+        input.insert("name".into(), json!(name));
+    }
+    Value::Object(input)
 }
 
 /// One mutation document for all `changes`, aliased `c0`, `c1`, … in order.
@@ -163,29 +259,34 @@ pub fn apply_document(v: ApiVersion, changes: &[Change]) -> Document {
                 topic,
                 address,
                 format,
+                options,
             } => {
-                decls.push(format!(
-                    "$t{i}: WebhookSubscriptionTopic!, $s{i}: WebhookSubscriptionInput!"
-                ));
+                let (mutation, input_type) = family(v, address);
+                decls.push(format!("$t{i}: WebhookSubscriptionTopic!, $s{i}: {input_type}!"));
                 let _ = write!(
                     body,
-                    " {a}: webhookSubscriptionCreate(topic: $t{i}, webhookSubscription: $s{i}) \
+                    " {a}: {mutation}Create(topic: $t{i}, webhookSubscription: $s{i}) \
                      {{ webhookSubscription {{ {fields} }} userErrors {{ field message }} }}"
                 );
                 vars.insert(format!("t{i}"), Value::String(rest_to_enum(topic)));
-                vars.insert(format!("s{i}"), input(v, address, *format));
+                vars.insert(format!("s{i}"), input(v, address, *format, options));
             }
             Change::Update {
-                id, address, format, ..
+                id,
+                address,
+                format,
+                options,
+                ..
             } => {
-                decls.push(format!("$id{i}: ID!, $s{i}: WebhookSubscriptionInput!"));
+                let (mutation, input_type) = family(v, address);
+                decls.push(format!("$id{i}: ID!, $s{i}: {input_type}!"));
                 let _ = write!(
                     body,
-                    " {a}: webhookSubscriptionUpdate(id: $id{i}, webhookSubscription: $s{i}) \
+                    " {a}: {mutation}Update(id: $id{i}, webhookSubscription: $s{i}) \
                      {{ webhookSubscription {{ {fields} }} userErrors {{ field message }} }}"
                 );
                 vars.insert(format!("id{i}"), Value::String(id.clone()));
-                vars.insert(format!("s{i}"), input(v, address, *format));
+                vars.insert(format!("s{i}"), input(v, address, *format, options));
             }
             Change::Delete { id, .. } => {
                 decls.push(format!("$id{i}: ID!"));
@@ -207,6 +308,7 @@ pub fn apply_document(v: ApiVersion, changes: &[Change]) -> Document {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::Metafield;
 
     fn v(s: &str) -> ApiVersion {
         s.parse().unwrap()
@@ -242,7 +344,28 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_page_stays_within_the_query_cost_limit() {
+        // Objects per node: subscription + apiVersion, + endpoint before
+        // 2025-10, + metafields from 2025-04. (The simulator's cost model
+        // checks the sum in the client tests: 600 subscriptions, 3 pages.)
+        for (version, objects) in [("2025-01", 3), ("2025-07", 4), ("2025-10", 3), ("2026-04", 3)] {
+            let first = max_list_page(v(version));
+            assert!(2 + first * objects <= 1000, "{version}: {first}");
+            assert!(
+                2 + (first + 1) * objects > 1000,
+                "{version}: {first} is the largest"
+            );
+        }
+    }
+
+    #[test]
     fn list_document_is_version_aware() {
+        let named = list_document(v("2026-04"), 250, None);
+        assert!(
+            named
+                .query
+                .contains(" filter metafields { namespace key } name apiVersion")
+        );
         let old = list_document(v("2025-07"), 250, None);
         assert!(old.query.contains("... on WebhookHttpEndpoint { callbackUrl }"));
         assert!(!old.query.contains(" uri"));
@@ -275,12 +398,14 @@ mod tests {
                 topic: "orders/create".into(),
                 address: hostile.into(),
                 format: Format::Json,
+                options: Options::default(),
             },
             Change::Update {
                 id: "gid://shopify/WebhookSubscription/7".into(),
                 topic: "orders/paid".into(),
                 address: "https://a/b".into(),
                 format: Format::Xml,
+                options: Options::default(),
             },
             Change::Delete {
                 id: "gid://shopify/WebhookSubscription/9".into(),
@@ -300,17 +425,115 @@ mod tests {
         assert!(d.query.contains("c2: webhookSubscriptionDelete(id: $id2)"));
         assert!(!d.query.contains("evil"), "values must travel as variables");
         assert_eq!(d.variables["t0"], "ORDERS_CREATE");
-        assert_eq!(
-            d.variables["s0"],
-            json!({"callbackUrl": hostile, "format": "JSON"})
-        );
-        assert_eq!(
-            d.variables["s1"],
-            json!({"callbackUrl": "https://a/b", "format": "XML"})
-        );
+        let plain = |key: &str, address: &str, format: &str| {
+            json!({key: address, "format": format, "includeFields": [], "metafieldNamespaces": [],
+                "filter": null, "metafields": []})
+        };
+        assert_eq!(d.variables["s0"], plain("callbackUrl", hostile, "JSON"));
+        assert_eq!(d.variables["s1"], plain("callbackUrl", "https://a/b", "XML"));
         assert_eq!(d.variables["id2"], "gid://shopify/WebhookSubscription/9");
         let d = apply_document(v("2025-10"), &changes[..1]);
-        assert_eq!(d.variables["s0"], json!({"uri": hostile, "format": "JSON"}));
+        assert_eq!(d.variables["s0"], plain("uri", hostile, "JSON"));
         assert!(d.query.contains("webhookSubscription { id topic") && d.query.contains(" uri }"));
+    }
+
+    fn options() -> Options {
+        Options {
+            filter: Some("financial_status:paid".into()),
+            include_fields: vec!["id".into(), "line_items.sku".into()],
+            metafield_namespaces: vec!["oms".into()],
+            metafields: vec![Metafield {
+                namespace: "oms".into(),
+                key: "warehouse".into(),
+            }],
+            name: Some("paid-orders".into()),
+        }
+    }
+
+    #[test]
+    fn options_travel_as_far_as_the_version_has_them() {
+        let change = |address: &str| Change::Create {
+            topic: "orders/paid".into(),
+            address: address.into(),
+            format: Format::Json,
+            options: options(),
+        };
+        let https = [change("https://oms.example/webhooks/orders_paid")];
+        // 2025-07: callbackUrl, filter, metafields; no name yet.
+        let d = apply_document(v("2025-07"), &https);
+        assert_eq!(
+            d.variables["s0"],
+            json!({"callbackUrl": "https://oms.example/webhooks/orders_paid", "format": "JSON",
+                "includeFields": ["id", "line_items.sku"], "metafieldNamespaces": ["oms"],
+                "filter": "financial_status:paid", "metafields": [{"namespace": "oms", "key": "warehouse"}]})
+        );
+        assert!(d.query.contains("metafields { namespace key }") && !d.query.contains(" name "));
+        // 2025-01: no metafields in the input or the selection.
+        let d = apply_document(v("2025-01"), &https);
+        assert!(d.variables["s0"].get("metafields").is_none());
+        assert!(!d.query.contains("metafields {"));
+        // 2026-04: uri and name, read back too.
+        let d = apply_document(v("2026-04"), &https);
+        assert_eq!(d.variables["s0"]["name"], "paid-orders");
+        assert_eq!(
+            d.variables["s0"]["uri"],
+            "https://oms.example/webhooks/orders_paid"
+        );
+        assert!(d.query.contains(" name apiVersion"), "{}", d.query);
+        // Without a name nothing is sent for it (it is not cleared).
+        let mut unnamed = https[0].clone();
+        if let Change::Create { options, .. } = &mut unnamed {
+            options.name = None;
+        }
+        assert!(
+            apply_document(v("2026-04"), &[unnamed]).variables["s0"]
+                .get("name")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn pub_sub_and_event_bridge_use_their_own_mutations_before_2025_10_and_uri_after() {
+        let arn = "arn:aws:events:us-east-1::event-source/aws.partner/shopify.com/1234/oms";
+        let changes = [
+            Change::Create {
+                topic: "orders/create".into(),
+                address: "pubsub://oms-prod:orders".into(),
+                format: Format::Json,
+                options: Options::default(),
+            },
+            Change::Update {
+                id: "gid://shopify/WebhookSubscription/3".into(),
+                topic: "orders/paid".into(),
+                address: arn.into(),
+                format: Format::Json,
+                options: options(),
+            },
+        ];
+        let d = apply_document(v("2025-07"), &changes);
+        assert!(
+            d.query.contains("$s0: PubSubWebhookSubscriptionInput!"),
+            "{}",
+            d.query
+        );
+        assert!(
+            d.query
+                .contains("c0: pubSubWebhookSubscriptionCreate(topic: $t0, webhookSubscription: $s0)")
+        );
+        assert!(d.query.contains("$s1: EventBridgeWebhookSubscriptionInput!"));
+        assert!(
+            d.query
+                .contains("c1: eventBridgeWebhookSubscriptionUpdate(id: $id1, webhookSubscription: $s1)")
+        );
+        assert_eq!(d.variables["s0"]["pubSubProject"], "oms-prod");
+        assert_eq!(d.variables["s0"]["pubSubTopic"], "orders");
+        assert!(d.variables["s0"].get("callbackUrl").is_none());
+        assert_eq!(d.variables["s1"]["arn"], arn);
+        assert_eq!(d.variables["s1"]["filter"], "financial_status:paid");
+        let d = apply_document(v("2025-10"), &changes);
+        assert!(d.query.contains("c0: webhookSubscriptionCreate("));
+        assert!(d.query.contains("c1: webhookSubscriptionUpdate("));
+        assert_eq!(d.variables["s0"]["uri"], "pubsub://oms-prod:orders");
+        assert_eq!(d.variables["s1"]["uri"], arn);
     }
 }

@@ -53,7 +53,8 @@ pub use topic::{
     KNOWN_TOPICS, enum_to_rest, is_compliance_topic, rest_to_enum, topic_path_segment, webhook_address,
 };
 pub use types::{
-    Change, ChangeResult, Format, Listing, ResponseMeta, ServedVersion, Subscription, TokenInfo,
+    Change, ChangeResult, Destination, Format, Listing, Metafield, Options, ResponseMeta, ServedVersion,
+    Subscription, TokenInfo,
 };
 
 #[cfg(test)]

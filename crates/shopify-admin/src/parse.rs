@@ -10,7 +10,7 @@ use super::error::{ShopifyError, UserError};
 use super::graphql::alias;
 use super::response::{GraphqlError, GraphqlOk};
 use super::topic::enum_to_rest;
-use super::types::{Change, ChangeResult, Format, Subscription};
+use super::types::{Change, ChangeResult, Format, Metafield, Subscription};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,6 +26,10 @@ struct RawSubscription {
     #[serde(default)]
     filter: Option<String>,
     #[serde(default)]
+    metafields: Option<Vec<RawMetafield>>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     api_version: Option<RawHandle>,
     #[serde(default)]
     uri: Option<String>,
@@ -33,6 +37,13 @@ struct RawSubscription {
     callback_url: Option<String>,
     #[serde(default)]
     endpoint: Option<RawEndpoint>,
+}
+
+#[derive(Deserialize)]
+struct RawMetafield {
+    #[serde(default)]
+    namespace: Option<String>,
+    key: String,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +102,16 @@ pub fn parse_subscription(node: &Value) -> Result<Subscription, ShopifyError> {
         include_fields: raw.include_fields.unwrap_or_default(),
         metafield_namespaces: raw.metafield_namespaces.unwrap_or_default(),
         filter: raw.filter,
+        metafields: raw
+            .metafields
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| Metafield {
+                namespace: m.namespace.unwrap_or_default(),
+                key: m.key,
+            })
+            .collect(),
+        name: raw.name,
         api_version: raw.api_version.and_then(|h| h.handle),
     })
 }
@@ -283,6 +304,24 @@ mod tests {
         assert_eq!(s.topic, "SOMETHING_NEW");
         assert_eq!(s.address, "https://h/x");
         assert_eq!(s.filter.as_deref(), Some("id:1"));
+        assert!(s.metafields.is_empty() && s.name.is_none());
+        let named = json!({"id": "gid://shopify/WebhookSubscription/6", "topic": "ORDERS_PAID", "uri": "https://h/y",
+            "name": "paid", "metafields": [{"namespace": "oms", "key": "warehouse"}, {"namespace": null, "key": "app"}]});
+        let s = parse_subscription(&named).unwrap();
+        assert_eq!(s.name.as_deref(), Some("paid"));
+        assert_eq!(
+            s.metafields,
+            vec![
+                Metafield {
+                    namespace: "oms".into(),
+                    key: "warehouse".into()
+                },
+                Metafield {
+                    namespace: String::new(),
+                    key: "app".into()
+                },
+            ]
+        );
         let pubsub = json!({"id": "gid://shopify/WebhookSubscription/3", "topic": "ORDERS_CREATE",
             "endpoint": {"__typename": "WebhookPubSubEndpoint", "pubSubProject": "p", "pubSubTopic": "t"}});
         assert_eq!(parse_subscription(&pubsub).unwrap().address, "pubsub://p:t");
@@ -346,11 +385,13 @@ mod tests {
                 topic: "orders/create".into(),
                 address: "https://a".into(),
                 format: Format::Json,
+                options: Default::default(),
             },
             Change::Create {
                 topic: "orders/paid".into(),
                 address: "https://dup".into(),
                 format: Format::Json,
+                options: Default::default(),
             },
             Change::Delete {
                 id: "gid://shopify/WebhookSubscription/9".into(),
@@ -361,6 +402,7 @@ mod tests {
                 topic: "orders/paid".into(),
                 address: "https://b".into(),
                 format: Format::Json,
+                options: Default::default(),
             },
         ];
         let resp = GraphqlOk {

@@ -63,8 +63,67 @@ pub struct Subscription {
     pub metafield_namespaces: Vec<String>,
     /// `filter`, if any.
     pub filter: Option<String>,
+    /// `metafields` (2025-04 on; empty before).
+    pub metafields: Vec<Metafield>,
+    /// `name` (2026-04 on; `None` before).
+    pub name: Option<String>,
     /// `apiVersion.handle`: the payload version (set per app).
     pub api_version: Option<String>,
+}
+
+/// A metafield added to payloads (`HasMetafieldsMetafieldIdentifierInput`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Metafield {
+    /// Namespace.
+    pub namespace: String,
+    /// Key.
+    pub key: String,
+}
+
+/// What a subscription carries besides topic, address and format: filter,
+/// payload shaping and name. Create and update send all of it (an empty
+/// list or `None` clears), except `name`, sent only when set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Options {
+    /// `filter` (Shopify search syntax).
+    pub filter: Option<String>,
+    /// `includeFields`.
+    pub include_fields: Vec<String>,
+    /// `metafieldNamespaces`.
+    pub metafield_namespaces: Vec<String>,
+    /// `metafields` (2025-04 on).
+    pub metafields: Vec<Metafield>,
+    /// `name` (2026-04 on).
+    pub name: Option<String>,
+}
+
+/// Where deliveries go, by kind (from an address in `uri` form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination<'a> {
+    /// `https://…`.
+    Https(&'a str),
+    /// `pubsub://{project}:{topic}`.
+    PubSub {
+        /// Google Cloud project id.
+        project: &'a str,
+        /// Pub/Sub topic id.
+        topic: &'a str,
+    },
+    /// An Amazon EventBridge partner event source ARN.
+    EventBridge(&'a str),
+}
+
+impl<'a> Destination<'a> {
+    /// The kind of `address` (a URL, `pubsub://project:topic` or an ARN).
+    pub fn of(address: &'a str) -> Destination<'a> {
+        if let Some((project, topic)) = address.strip_prefix("pubsub://").and_then(|r| r.split_once(':')) {
+            Destination::PubSub { project, topic }
+        } else if address.starts_with("arn:") {
+            Destination::EventBridge(address)
+        } else {
+            Destination::Https(address)
+        }
+    }
 }
 
 /// Every subscription of a shop plus what the listing cost.
@@ -87,6 +146,8 @@ pub enum Change {
         address: String,
         /// Payload format.
         format: Format,
+        /// Filter, payload shaping, name.
+        options: Options,
     },
     /// `webhookSubscriptionUpdate` of an existing subscription (the topic
     /// cannot change; it is carried for reporting).
@@ -99,6 +160,8 @@ pub enum Change {
         address: String,
         /// New format.
         format: Format,
+        /// New filter, payload shaping, name.
+        options: Options,
     },
     /// `webhookSubscriptionDelete`.
     Delete {

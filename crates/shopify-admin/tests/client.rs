@@ -84,6 +84,7 @@ fn create(topic: &str) -> Change {
         topic: topic.into(),
         address: format!("{HOST}/{}", topic.replace('/', "_")),
         format: Format::Json,
+        options: Default::default(),
     }
 }
 
@@ -305,6 +306,7 @@ async fn update_only_document_is_resent_after_timeout() {
         topic: "orders/updated".into(),
         address: format!("{HOST}/orders_updated"),
         format: Format::Xml,
+        options: Default::default(),
     };
     let (results, meta) = c.apply_with_meta(A, V, &t, &[change]).await.unwrap();
     match &results[0] {
@@ -359,12 +361,14 @@ async fn batched_changes_go_in_one_request_and_one_failure_stays_local() {
             topic: "orders/create".into(),
             address: taken.clone(),
             format: Format::Json,
+            options: Default::default(),
         },
         Change::Update {
             id: upd.clone(),
             topic: "products/update".into(),
             address: format!("{HOST}/products_update"),
             format: Format::Json,
+            options: Default::default(),
         },
         Change::Delete {
             id: del.clone(),
@@ -406,6 +410,7 @@ async fn batched_changes_go_in_one_request_and_one_failure_stays_local() {
                 topic: "orders/create".into(),
                 address: taken,
                 format: Format::Json,
+                options: Default::default(),
             },
         )
         .await
@@ -706,6 +711,7 @@ async fn a_small_bucket_shrinks_pages_and_splits_plans() {
             topic: "products/update".into(),
             address: format!("{HOST}/products_update/{i}"),
             format: Format::Json,
+            options: Default::default(),
         })
         .collect();
     let (results, meta) = c.apply_with_meta(A, V, &t, &changes).await.unwrap();
