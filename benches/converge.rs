@@ -6,7 +6,9 @@
 //! * **set-up** (reported separately): N Secrets + N ShopifyShops created
 //!   through the apiserver, concurrently (bounded); the simulator already
 //!   has every shop's 8 subscriptions at `https://oms.popsockets.com/…`, so
-//!   the operator adopts them;
+//!   the operator adopts them. Every other shop declares two of its topics
+//!   as `subscriptions[]` entries (one with a filter and payload fields)
+//!   and one more to Pub/Sub, which the host change must leave alone;
 //! * **cold start**: operator start → every shop `Ready` (watched on the
 //!   apiserver); Shopify mutations must be 0;
 //! * **host change**: Ingress `oms` gets a new host → every subscription
@@ -68,6 +70,12 @@ const TOPICS: [&str; 8] = [
     "customers/update",
     "app/uninstalled",
 ];
+/// Every other shop ("mixed") declares two of its topics as
+/// `subscriptions[]` entries — one with a filter and payload fields — and
+/// one more to Pub/Sub, which a host change must not touch.
+const MIXED_FILTER: &str = "state:enabled";
+const MIXED_FIELDS: [&str; 2] = ["id", "email"];
+const MIXED_PUBSUB: &str = "pubsub://oms-bench:orders";
 const OLD_HOST: &str = "oms.popsockets.com";
 const NEW_HOST: &str = "oms-v2.popsockets.com";
 const USER: &str = "bench-operator";
@@ -271,6 +279,47 @@ fn address(host: &str, topic: &str) -> String {
     format!("https://{host}/webhooks/{}", topic.replace('/', "_"))
 }
 
+fn mixed(i: usize) -> bool {
+    i % 2 == 1
+}
+
+/// The subscriptions a shop has before the run: its spec applied at
+/// `OLD_HOST` (so cold start is adoption, 0 mutations).
+fn existing(i: usize) -> Vec<SubscriptionFixture> {
+    let mut subs: Vec<SubscriptionFixture> = TOPICS
+        .iter()
+        .map(|t| SubscriptionFixture {
+            topic: t.to_string(),
+            address: address(OLD_HOST, t),
+            ..Default::default()
+        })
+        .collect();
+    if mixed(i) {
+        subs[6].filter = Some(MIXED_FILTER.into());
+        subs[6].include_fields = MIXED_FIELDS.iter().map(|f| f.to_string()).collect();
+        subs.push(SubscriptionFixture {
+            topic: "orders/create".into(),
+            address: MIXED_PUBSUB.into(),
+            ..Default::default()
+        });
+    }
+    subs
+}
+
+/// The spec's webhooks: the shorthand, or for a mixed shop six topics in
+/// the shorthand and the rest as entries.
+fn webhooks(i: usize) -> serde_json::Value {
+    let endpoint = json!({"ingressRef": {"name": "oms"}});
+    if !mixed(i) {
+        return json!({"endpoint": endpoint, "topics": TOPICS});
+    }
+    json!({"endpoint": endpoint, "topics": TOPICS[..6], "subscriptions": [
+        {"topics": [TOPICS[6]], "filter": MIXED_FILTER, "includeFields": MIXED_FIELDS},
+        {"topics": [TOPICS[7]], "path": "/webhooks/{topic}"},
+        {"topics": ["orders/create"], "uri": MIXED_PUBSUB},
+    ]})
+}
+
 fn fixture(n: usize) -> Fixture {
     Fixture {
         shops: (0..n)
@@ -286,14 +335,7 @@ fn fixture(n: usize) -> Fixture {
                     ],
                     ..Default::default()
                 }],
-                subscriptions: TOPICS
-                    .iter()
-                    .map(|t| SubscriptionFixture {
-                        topic: t.to_string(),
-                        address: address(OLD_HOST, t),
-                        ..Default::default()
-                    })
-                    .collect(),
+                subscriptions: existing(i),
                 ..Default::default()
             })
             .collect(),
@@ -329,7 +371,7 @@ async fn create_shop(client: &Client, ns: &str, i: usize) -> Result<(), kube::Er
         "spec": {
             "domain": domain(i),
             "token": {"secretRef": {"name": format!("{name}-token")}},
-            "webhooks": {"endpoint": {"ingressRef": {"name": "oms"}}, "topics": TOPICS},
+            "webhooks": webhooks(i),
         },
     }))
     .expect("shop");

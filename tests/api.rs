@@ -37,6 +37,14 @@ fn valid_spec() -> Value {
             "endpoint": {"ingressRef": {"name": "oms"}, "pathTemplate": "/webhooks/{topic}"},
             "format": "json",
             "topics": ["orders/create", "orders/updated", "products/update", "app/uninstalled", "customer.tags_added"],
+            "subscriptions": [
+                {"topics": ["orders/paid"], "filter": "financial_status:paid", "includeFields": ["id", "line_items.sku"],
+                 "metafieldNamespaces": ["oms"], "metafields": [{"namespace": "oms", "key": "warehouse"}]},
+                {"topics": ["orders/create", "orders/cancelled"], "uri": "pubsub://oms-prod:orders"},
+                {"topics": ["products/delete"], "name": "catalog-deletes",
+                 "uri": "arn:aws:events:us-east-1::event-source/aws.partner/shopify.com/1234/oms"},
+                {"topics": ["refunds/create"], "path": "/webhooks/finance/{topic}"}
+            ],
             "prune": false
         },
         "sync": [{
@@ -258,6 +266,102 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
             "deletionPolicy unknown",
             with(v(), "deletionPolicy", Some(json!("Purge"))),
             "spec.deletionPolicy",
+        ),
+        (
+            "subscription uri malformed",
+            with(v(), "webhooks/subscriptions/1/uri", Some(json!("pubsub://oms"))),
+            "spec.webhooks.subscriptions[1].uri",
+        ),
+        (
+            "subscription uri an https URL",
+            with(
+                v(),
+                "webhooks/subscriptions/1/uri",
+                Some(json!("https://oms.popsockets.com/hooks")),
+            ),
+            "spec.webhooks.subscriptions[1].uri",
+        ),
+        (
+            "subscription with uri and path",
+            with(
+                v(),
+                "webhooks/subscriptions/1/path",
+                Some(json!("/hooks/{topic}")),
+            ),
+            "spec.webhooks.subscriptions[1]",
+        ),
+        (
+            "subscription name with a space",
+            with(
+                v(),
+                "webhooks/subscriptions/2/name",
+                Some(json!("catalog deletes")),
+            ),
+            "spec.webhooks.subscriptions[2].name",
+        ),
+        (
+            "subscription name too long",
+            with(v(), "webhooks/subscriptions/2/name", Some(json!("n".repeat(51)))),
+            "spec.webhooks.subscriptions[2].name",
+        ),
+        (
+            "subscription name repeated",
+            with(
+                v(),
+                "webhooks/subscriptions/3/name",
+                Some(json!("catalog-deletes")),
+            ),
+            "spec.webhooks.subscriptions",
+        ),
+        (
+            "named subscription with two topics",
+            with(
+                v(),
+                "webhooks/subscriptions/2/topics",
+                Some(json!(["products/delete", "products/create"])),
+            ),
+            "spec.webhooks.subscriptions[2]",
+        ),
+        (
+            "same topic twice at one uri",
+            with(
+                v(),
+                "webhooks/subscriptions/3",
+                Some(json!({"topics": ["orders/create"], "uri": "pubsub://oms-prod:orders"})),
+            ),
+            "spec.webhooks.subscriptions",
+        ),
+        (
+            "topic in topics and in an entry at the endpoint",
+            with(
+                v(),
+                "webhooks/subscriptions/0/topics",
+                Some(json!(["orders/create"])),
+            ),
+            "spec.webhooks",
+        ),
+        (
+            "compliance topic in a subscription",
+            with(
+                v(),
+                "webhooks/subscriptions/0/topics",
+                Some(json!(["customers/redact"])),
+            ),
+            "spec.webhooks.subscriptions[0].topics",
+        ),
+        (
+            "subscription without topics",
+            with(v(), "webhooks/subscriptions/0/topics", Some(json!([]))),
+            "spec.webhooks.subscriptions[0].topics",
+        ),
+        (
+            "metafield repeated",
+            with(
+                v(),
+                "webhooks/subscriptions/0/metafields",
+                Some(json!([{"namespace": "oms", "key": "w"}, {"namespace": "oms", "key": "w"}])),
+            ),
+            "spec.webhooks.subscriptions[0].metafields",
         ),
         ("token missing", with(v(), "token", None), "spec.token"),
         (

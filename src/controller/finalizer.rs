@@ -56,12 +56,9 @@ pub(super) async fn cleanup(ctx: &Context, shop: &ShopifyShop) -> Result<Action,
             .await
             .map_err(|e| e.to_string())?;
         let extra = super::webhooks::extra_subscriptions(&ctx.settings, shop);
-        let owned = plan::owned_subscriptions(
-            spec.endpoint.path_template_or_default(),
-            &spec.topics,
-            &extra,
-            &listing.subscriptions,
-        );
+        // Families are host-independent for HTTPS: any host will do.
+        let wanted = plan::wanted(spec, "example.invalid", &extra);
+        let owned = plan::owned_subscriptions(&wanted, &listing.subscriptions);
         if owned.is_empty() {
             return Ok(0);
         }

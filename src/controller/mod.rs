@@ -27,6 +27,7 @@ mod status;
 mod sync;
 mod token;
 mod uninstalled;
+mod versions;
 mod watches;
 mod webhooks;
 

@@ -93,6 +93,8 @@ reasons! {
     ShopifyUserError,
     /// Shopify rejected the spec's input.
     InvalidSpec,
+    /// The spec uses a field the shop's Admin API version does not have.
+    UnsupportedForApiVersion,
     /// Shopify's answer could not be understood.
     ShopifyProtocolError,
     /// The token lacks the scopes some topics need.
@@ -192,6 +194,9 @@ impl Reason {
                 "Shopify refused a subscription: read its words in the message and fix the spec"
             }
             Reason::InvalidSpec => "fix the field the message names",
+            Reason::UnsupportedForApiVersion => {
+                "raise spec.adminApiVersion to the version the message names, or drop the field"
+            }
             Reason::ShopifyProtocolError => {
                 "an answer the operator could not read: report it with the operator's logs"
             }
@@ -243,6 +248,7 @@ impl Reason {
             | Reason::InvalidHost
             | Reason::ShopifyUserError
             | Reason::InvalidSpec
+            | Reason::UnsupportedForApiVersion
             | Reason::MissingScopes
             | Reason::InvalidSchedule
             | Reason::SyncFailing

@@ -50,7 +50,14 @@ pub(super) fn next(
     if let Some(topics) = &out.topics {
         status.webhooks = topics.clone();
     }
-    let desired = shop.spec.webhooks.as_ref().map(|w| w.topics.len()).unwrap_or(0) + extra;
+    // One per topic and destination (the schema keeps them distinct).
+    let desired = shop
+        .spec
+        .webhooks
+        .as_ref()
+        .map(|w| w.topics.len() + w.subscriptions.iter().map(|s| s.topics.len()).sum::<usize>())
+        .unwrap_or(0)
+        + extra;
     let in_sync = status
         .webhooks
         .iter()

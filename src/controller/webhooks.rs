@@ -10,9 +10,9 @@ use super::conditions::{Cond, ConditionType, Reason, Status};
 use super::host::HostError;
 use super::plan::{self, Desired, Extra, Plan, TopicState};
 use super::{Context, Note, Settings};
-use crate::crd::{ManagementPolicy, ShopifyShop, WebhookFormat, WebhookStatus};
+use crate::crd::{ManagementPolicy, ShopifyShop, WebhookStatus};
 use shopify_admin::scope as scopes;
-use shopify_admin::{AccessToken, Change, ChangeResult, Format, ShopifyError, TokenInfo};
+use shopify_admin::{AccessToken, Change, ChangeResult, ShopifyError, TokenInfo};
 
 /// What the webhooks step found and did.
 #[derive(Debug, Clone)]
@@ -57,13 +57,6 @@ impl Outcome {
             notes: Vec::new(),
             failed: false,
         }
-    }
-}
-
-fn format_of(f: Option<WebhookFormat>) -> Format {
-    match f.unwrap_or_default() {
-        WebhookFormat::Json => Format::Json,
-        WebhookFormat::Xml => Format::Xml,
     }
 }
 
@@ -198,6 +191,28 @@ pub async fn reconcile(
         return out;
     };
 
+    // A field the version lacks would fail the whole document: refuse the
+    // spec before anything is sent.
+    if let Some((field, first)) = version
+        .parse()
+        .ok()
+        .and_then(|v| super::versions::unsupported_field(spec, v))
+    {
+        return Outcome::new(
+            token_ok,
+            Cond::new(
+                ConditionType::WebhooksSynced,
+                Status::False,
+                Reason::UnsupportedForApiVersion,
+                format!(
+                    "{field} needs Admin API {first} or later; spec.adminApiVersion is {version}: \
+                     nothing was sent"
+                ),
+            ),
+            shop,
+        );
+    }
+
     // 2. Where Shopify has things now.
     let listing = match ctx.shopify.list_subscriptions(domain, version, token).await {
         Ok(l) => {
@@ -241,15 +256,14 @@ pub async fn reconcile(
     };
 
     // 4. Plan (pure).
-    let missing = scopes::missing(&spec.topics, &info.scopes);
+    let wanted = plan::wanted(spec, &host, &extra_subscriptions(&ctx.settings, shop));
+    let topics: Vec<String> = wanted.iter().map(|w| w.topic.clone()).collect();
+    let missing = scopes::missing(&topics, &info.scopes);
     let desired = Desired {
         host: host.clone(),
-        path_template: spec.endpoint.path_template_or_default().to_string(),
-        format: format_of(spec.format),
-        topics: spec.topics.clone(),
+        wanted,
         prune: spec.prune.unwrap_or(false),
         unauthorized_topics: scopes::unauthorized_topics(&missing),
-        extra: extra_subscriptions(&ctx.settings, shop),
     };
     let plan = plan::plan(&desired, &listing.subscriptions);
     let mut out = Outcome::new(
@@ -263,8 +277,15 @@ pub async fn reconcile(
 
     // 5. Apply, or only report under Observe.
     let observe = shop.spec.management_policy_or_default() == ManagementPolicy::Observe;
-    let mut states: Vec<(Option<String>, TopicState)> =
-        plan.topics.iter().map(|t| (t.id.clone(), t.state)).collect();
+    let mut states: Vec<Recorded> = plan
+        .topics
+        .iter()
+        .map(|t| Recorded {
+            id: t.id.clone(),
+            state: t.state,
+            message: None,
+        })
+        .collect();
     let mut failures: Vec<String> = Vec::new();
     if !plan.changes.is_empty() && !observe {
         match ctx
@@ -298,12 +319,13 @@ pub async fn reconcile(
     out.topics = Some(
         plan.topics
             .iter()
-            .zip(&states)
-            .map(|(t, (id, state))| WebhookStatus {
+            .zip(states)
+            .map(|(t, r)| WebhookStatus {
                 topic: t.topic.clone(),
                 address: t.address.clone(),
-                id: id.clone(),
-                state: *state,
+                id: r.id,
+                state: r.state,
+                message: r.message,
             })
             .collect(),
     );
@@ -400,14 +422,23 @@ fn synced_condition(
     Cond::new(ConditionType::WebhooksSynced, Status::True, Reason::InSync, msg)
 }
 
-/// Maps each change's result back to its topic: new ids and states,
-/// failures naming the topic, and Events.
+/// Where one wanted subscription stands after the apply.
+struct Recorded {
+    id: Option<String>,
+    state: TopicState,
+    /// Shopify's words when it refused the change.
+    message: Option<String>,
+}
+
+/// Maps each change's result back to its wanted subscription: new ids and
+/// states, failures naming the topic (and destination) in Shopify's words,
+/// and Events.
 fn record_results(
     ctx: &Context,
     shop: &ShopifyShop,
     plan: &Plan,
     results: &[ChangeResult],
-    states: &mut [(Option<String>, TopicState)],
+    states: &mut [Recorded],
     failures: &mut Vec<String>,
     out: &mut Outcome,
 ) {
@@ -426,13 +457,14 @@ fn record_results(
         match (change, result) {
             (Change::Create { topic, .. }, ChangeResult::Created(s)) => {
                 if let Some(i) = idx {
-                    states[i] = (Some(s.id.clone()), TopicState::InSync);
+                    states[i].id = Some(s.id.clone());
+                    states[i].state = TopicState::InSync;
                 }
                 created.push(topic.clone());
             }
             (Change::Update { topic, .. }, ChangeResult::Updated(_)) => {
                 if let Some(i) = idx {
-                    states[i].1 = TopicState::InSync;
+                    states[i].state = TopicState::InSync;
                 }
                 updated.push(topic.clone());
             }
@@ -440,10 +472,24 @@ fn record_results(
                 deleted.push(format!("{topic} ({id})"))
             }
             (_, ChangeResult::Failed { user_errors }) => {
-                let msgs: Vec<&str> = user_errors.iter().map(|e| e.message.as_str()).collect();
-                failures.push(format!("{}: {}", change.topic(), msgs.join(", ")));
+                let words = user_errors
+                    .iter()
+                    .map(|e| match e.field.last() {
+                        Some(field) => format!("{field}: {}", e.message),
+                        None => e.message.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let at = match change {
+                    Change::Create { address, .. } | Change::Update { address, .. } => {
+                        format!(" at {address}")
+                    }
+                    Change::Delete { id, .. } => format!(" ({id})"),
+                };
+                failures.push(format!("{}{at}: {words}", change.topic()));
                 if let (Some(i), Change::Create { .. } | Change::Update { .. }) = (idx, change) {
-                    states[i].1 = TopicState::Failed;
+                    states[i].state = TopicState::Failed;
+                    states[i].message = Some(words);
                 }
             }
             (c, r) => failures.push(format!("{}: unexpected result {r:?}", c.topic())),

@@ -15,6 +15,10 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod subscription;
+
+pub use subscription::{MetafieldRef, SubscriptionSpec};
+
 /// API group of every resource this operator defines.
 pub const GROUP: &str = "shopify-operator.dev";
 /// The Admin API version used when `spec.adminApiVersion` is not set: the one
@@ -171,9 +175,11 @@ pub struct LocalObjectRef {
     pub name: String,
 }
 
-/// The shop's webhook subscriptions.
+/// The shop's webhook subscriptions: the `topics` shorthand (each topic to
+/// the endpoint, no options) and `subscriptions` with options.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.topics) || !has(self.subscriptions) || self.topics.all(t, !self.subscriptions.exists(b, !has(b.uri) && !has(b.path) && t in b.topics))").message("a topic in topics is also in a subscriptions entry at the endpoint's pathTemplate: list it once"))]
 pub struct WebhooksSpec {
     /// Where deliveries go: `https://{host}{pathTemplate}`.
     pub endpoint: EndpointSpec,
@@ -195,11 +201,28 @@ pub struct WebhooksSpec {
         validation = Rule::new("self.all(t, !(t in ['customers/data_request', 'customers/redact', 'shop/redact']))")
             .message("compliance topics (customers/data_request, customers/redact, shop/redact) cannot be registered through the API; configure them in the app's settings")
     )]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
 
-    /// `true` deletes this app's subscriptions on the shop that are not
-    /// listed in `topics`, and duplicates. `false` (default) leaves them and
-    /// counts them in status.
+    /// Subscriptions with a destination or options of their own: several
+    /// topics to one HTTPS `path` at the endpoint host or to a Pub/Sub or
+    /// EventBridge `uri`, with a `filter`, `includeFields`,
+    /// `metafieldNamespaces`, `metafields` or a `name`. At most 20 entries;
+    /// a topic appears once per destination (here and in `topics`, which
+    /// go to the endpoint's `pathTemplate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(
+        validation = Rule::new("self.all(a, !has(a.name) || self.exists_one(b, has(b.name) && b.name == a.name))")
+            .message("subscription names must be unique in the shop"),
+        validation = Rule::new("self.all(a, a.topics.all(t, self.exists_one(b, t in b.topics && (has(b.uri) ? 'u' + b.uri : has(b.path) ? 'p' + b.path : '') == (has(a.uri) ? 'u' + a.uri : has(a.path) ? 'p' + a.path : ''))))")
+            .message("a topic appears once per destination: the same topic and uri (or path) are in two entries")
+    )]
+    pub subscriptions: Vec<SubscriptionSpec>,
+
+    /// `true` deletes this app's subscriptions on the shop that the spec
+    /// does not name (another topic, or a destination no entry has), and
+    /// duplicates. `false` (default) leaves them and counts them in status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<bool>,
 }
@@ -418,7 +441,7 @@ pub struct AppUninstalled {
     pub secret_resource_version: String,
 }
 
-/// State of one desired webhook topic.
+/// State of one desired subscription: a topic at a destination.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookStatus {
@@ -429,10 +452,15 @@ pub struct WebhookStatus {
     /// Shopify's id, `gid://shopify/WebhookSubscription/N`, once it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// `InSync`, `Missing`, `WrongAddress`, `WrongFormat`, `MissingScope` or
-    /// `Failed`.
+    /// `InSync`, `Missing`, `MissingScope`, `Failed` (Shopify refused it:
+    /// see `message`), or the first field that differs: `WrongAddress`,
+    /// `WrongFormat`, `WrongFilter`, `WrongFields`, `WrongMetafields`,
+    /// `WrongName`.
     #[schemars(with = "String")]
     pub state: TopicState,
+    /// Shopify's words when it refused the subscription (`userErrors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Where one desired webhook topic stands (`status.webhooks[].state`).
@@ -447,6 +475,14 @@ pub enum TopicState {
     WrongAddress,
     /// Right address, wrong format.
     WrongFormat,
+    /// Right address and format, another `filter`.
+    WrongFilter,
+    /// Other `includeFields`.
+    WrongFields,
+    /// Other `metafieldNamespaces` or `metafields`.
+    WrongMetafields,
+    /// Another `name`.
+    WrongName,
     /// The token lacks the scope the topic needs.
     MissingScope,
     /// Shopify refused the create or update (`userErrors`).
@@ -525,7 +561,7 @@ mod tests {
 
     #[test]
     fn committed_crd_is_the_printer_output() {
-        let committed = include_str!("../crds/shopifyshop.yaml");
+        let committed = include_str!("../../crds/shopifyshop.yaml");
         assert!(
             committed == crd_yaml(),
             "crds/shopifyshop.yaml is stale: run `make crds` (shopify-operator crd > crds/shopifyshop.yaml)"
@@ -539,6 +575,10 @@ mod tests {
             (TopicState::Missing, "Missing"),
             (TopicState::WrongAddress, "WrongAddress"),
             (TopicState::WrongFormat, "WrongFormat"),
+            (TopicState::WrongFilter, "WrongFilter"),
+            (TopicState::WrongFields, "WrongFields"),
+            (TopicState::WrongMetafields, "WrongMetafields"),
+            (TopicState::WrongName, "WrongName"),
             (TopicState::MissingScope, "MissingScope"),
             (TopicState::Failed, "Failed"),
         ] {
@@ -548,7 +588,7 @@ mod tests {
         // A state another version wrote must not make the whole object
         // unreadable to the watcher.
         let w: WebhookStatus = serde_json::from_value(
-            serde_json::json!({"topic": "orders/create", "address": "https://h/x", "state": "WrongFilter"}),
+            serde_json::json!({"topic": "orders/create", "address": "https://h/x", "state": "WrongColour"}),
         )
         .unwrap();
         assert_eq!(w.state, TopicState::Other);

@@ -79,7 +79,17 @@ async fn wait_all_ready(
 
 fn print_subscriptions(sim: &sim::Sim, shop: &str) {
     for s in sim.subscriptions(shop) {
-        println!("      {:<20} {:<5} {}  ({})", s.topic, s.format, s.address, s.id);
+        let mut options = String::new();
+        if let Some(filter) = &s.filter {
+            options.push_str(&format!(" filter={filter:?}"));
+        }
+        if !s.include_fields.is_empty() {
+            options.push_str(&format!(" fields={}", s.include_fields.join(",")));
+        }
+        println!(
+            "      {:<20} {:<5} {}  ({}){options}",
+            s.topic, s.format, s.address, s.id
+        );
     }
 }
 
@@ -179,7 +189,8 @@ async fn main() -> Result<(), BoxError> {
         .map(|s| sim.counters(&s.domain).mutations)
         .sum();
     println!(
-        "    cutover at the same host: {mutations} Shopify mutations (the Rails app's subscriptions were adopted)"
+        "    cutover at the same host: {mutations} Shopify mutations (the Rails app's subscriptions were adopted; \
+         the two new ones of {first} created)"
     );
 
     println!("==> changing the Ingress host to {}", args.new_host);

@@ -17,9 +17,25 @@ fn the_demo_repoints_every_seed_shop_and_exits_with_demo_exit_1() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed: {stdout}\n{stderr}");
     assert!(stdout.contains("==> done"), "{stdout}");
+    // offline also has a filtered subscription (at the host too) and one to
+    // Pub/Sub, which stays where it is.
     assert_eq!(
         stdout.matches("7/7 subscriptions at the new host").count(),
-        3,
+        2,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("8/9 subscriptions at the new host").count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("cutover at the same host: 2 Shopify mutations"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("filter=\"financial_status:paid\""), "{stdout}");
+    assert!(
+        stdout.contains("pubsub://ps-analytics:shopify-orders"),
         "{stdout}"
     );
     // The seed shops ask for 2025-07, which Shopify's calendar stopped
