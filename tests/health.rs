@@ -513,6 +513,18 @@ async fn ready_shop(prefix: &str, cfg: SimConfig) -> (Env, String) {
     (env, addr)
 }
 
+/// Moves the shop to Admin API `version`.
+async fn move_to(env: &Env, version: &str) {
+    env.shops()
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"adminApiVersion": version}})),
+        )
+        .await
+        .unwrap();
+}
+
 /// Waits until the operator at `addr` has finished `n` more passes.
 async fn passes(addr: &str, n: u64) {
     let seen = reconciles(addr).await.unwrap_or(0);
@@ -550,14 +562,7 @@ async fn a_removed_api_version_is_said_once_in_events_and_always_in_status_and_m
     assert!(text.contains(&series), "{text}");
 
     // Moving the shop to a served version clears status and metric.
-    env.shops()
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"adminApiVersion": "2026-10"}})),
-        )
-        .await
-        .unwrap();
+    move_to(&env, "2026-10").await;
     wait_for("servedApiVersion cleared", Duration::from_secs(30), || async {
         let shop = env.shops().get("shop").await.ok()?;
         let status = shop.status?;
@@ -603,14 +608,7 @@ async fn a_deprecation_shopify_flags_is_said_once_in_events_and_always_in_status
     assert!(text.contains(&series), "{text}");
 
     // 2025-10 asks for `uri`: nothing deprecated, status and metric clear.
-    env.shops()
-        .patch(
-            "shop",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"adminApiVersion": "2025-10"}})),
-        )
-        .await
-        .unwrap();
+    move_to(&env, "2025-10").await;
     wait_for(
         "apiDeprecationReason cleared",
         Duration::from_secs(30),

@@ -77,6 +77,21 @@ async fn wait_all_ready(
     }
 }
 
+/// `kubectl get events -n oms` with `reason`.
+fn events(cp: &ControlPlane, reason: &str) -> Result<String, BoxError> {
+    kubectl(
+        cp,
+        &[
+            "get",
+            "events",
+            "-n",
+            "oms",
+            "--field-selector",
+            &format!("reason={reason}"),
+        ],
+    )
+}
+
 fn print_subscriptions(sim: &sim::Sim, shop: &str) {
     for s in sim.subscriptions(shop) {
         let mut options = String::new();
@@ -166,20 +181,7 @@ async fn main() -> Result<(), BoxError> {
     println!("    all shops Ready in {:.1}s", t.elapsed().as_secs_f64());
     print!("{}", kubectl(&cp, &["get", "shopifyshops", "-n", "oms"])?);
     // Shopify's calendar moved on since the Rails app pinned its version.
-    print!(
-        "{}",
-        kubectl(
-            &cp,
-            &[
-                "get",
-                "events",
-                "-n",
-                "oms",
-                "--field-selector",
-                "reason=ApiVersionFellForward"
-            ]
-        )?
-    );
+    print!("{}", events(&cp, "ApiVersionFellForward")?);
     let first = &fixture.shops[0].domain;
     println!("    shopify-sim's view of {first}:");
     print_subscriptions(&sim, first);
@@ -218,20 +220,7 @@ async fn main() -> Result<(), BoxError> {
             subs.len()
         );
     }
-    print!(
-        "{}",
-        kubectl(
-            &cp,
-            &[
-                "get",
-                "events",
-                "-n",
-                "oms",
-                "--field-selector",
-                "reason=SubscriptionsUpdated"
-            ]
-        )?
-    );
+    print!("{}", events(&cp, "SubscriptionsUpdated")?);
 
     if !args.exit {
         let kubeconfig = cp.dir.join("demo.kubeconfig");
