@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod allow_list;
+pub mod certificate;
 pub mod controller;
 pub mod crd;
 mod http;
