@@ -47,6 +47,7 @@ const NEW_HOST: &str = "new.popsockets.com";
 /// watched namespace otherwise.
 const WATCHED_RULES: &[&str] = &[
     "batch/jobs: create delete get list watch",
+    "cert-manager.io/certificates: get list watch",
     "core/secrets: create get list update watch",
     "events.k8s.io/events: create patch",
     "networking.k8s.io/ingresses: get list watch",
@@ -54,9 +55,13 @@ const WATCHED_RULES: &[&str] = &[
     "shopify-operator.dev/shopifyshops/status: patch",
     "shopify-operator.dev/shopifyshops: get list patch watch",
 ];
-/// The start-up check, the only cluster-scoped rule in namespaced mode.
-const CRD_RULE: &str =
-    "apiextensions.k8s.io/customresourcedefinitions[shopifyshops.shopify-operator.dev]: get";
+/// The only cluster-scoped rule in namespaced mode: get on two CRDs by name,
+/// its own (the start-up check) and cert-manager's Certificate (is
+/// cert-manager installed? — the certificate gate).
+const CRD_RULE: &str = "apiextensions.k8s.io/customresourcedefinitions\
+    [shopifyshops.shopify-operator.dev,certificates.cert-manager.io]: get";
+/// cert-manager's Certificate CRD, as `hack/crds.sh` provides it.
+const CERTIFICATE_CRD_FILE: &str = "cert-manager.io_certificates.yaml";
 /// Leader election, in the release namespace.
 const LEASE_RULES: &[&str] = &[
     "coordination.k8s.io/leases: create",
@@ -352,8 +357,8 @@ fn no_wildcards_and_no_cluster_wide_secrets_in_namespaced_mode() {
         if namespaced {
             for d in docs.iter().filter(|d| kind_of(d) == "ClusterRole") {
                 for line in d["rules"].as_array().unwrap().iter().flat_map(rule_line) {
-                    assert!(
-                        line.starts_with("apiextensions.k8s.io/customresourcedefinitions[shopifyshops."),
+                    assert_eq!(
+                        line, CRD_RULE,
                         "{sets:?}: cluster-wide grant in namespaced mode: {line}"
                     );
                 }
@@ -512,6 +517,20 @@ fn oauth_settings_reach_the_operator_and_the_ingress_exposes_only_public_paths()
 /// also reconcile the other test's shops.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Third-party CRDs, by file name, from the folder `hack/crds.sh` provides
+/// (`THIRD_PARTY_CRDS` overrides it).
+fn third_party_crds(files: &[&str]) -> Vec<CustomResourceDefinition> {
+    let dir = support::hack_tool("THIRD_PARTY_CRDS", "crds.sh");
+    files
+        .iter()
+        .map(|f| {
+            let path = dir.join(f);
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: not a CRD: {e}", path.display()))
+        })
+        .collect()
+}
+
 fn kubectl(cp: &ControlPlane) -> Command {
     let mut cmd = Command::new(testenv::kubectl());
     cmd.arg("--kubeconfig").arg(cp.admin_kubeconfig());
@@ -644,6 +663,16 @@ async fn http_get(url: &str) -> Option<(u16, String)> {
 async fn prove_rbac(namespaced: bool) {
     let _serial = SERIAL.lock().await;
     let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    // cert-manager's Certificate CRD, so that `can-i` knows the resource and
+    // the operator finds cert-manager installed (and reads Certificates).
+    let certificate_crd = third_party_crds(&[CERTIFICATE_CRD_FILE]);
+    assert_eq!(
+        certificate_crd[0].metadata.name.as_deref(),
+        Some("certificates.cert-manager.io")
+    );
+    cp.install_crds(&certificate_crd)
+        .await
+        .expect("cert-manager's Certificate CRD");
     // Declared before `env`, so dropped after it: the operator (in `env`)
     // is gone before its shops are.
     let mut cleanup = Cleanup {
@@ -720,6 +749,8 @@ async fn prove_rbac(namespaced: bool) {
     // What the ServiceAccount may and may not do, by the apiserver's RBAC.
     let sa = format!("system:serviceaccount:{release_ns}:{FULLNAME}");
     let crd = "customresourcedefinitions.apiextensions.k8s.io/shopifyshops.shopify-operator.dev";
+    let cert_crd = "customresourcedefinitions.apiextensions.k8s.io/certificates.cert-manager.io";
+    let certs = "certificates.cert-manager.io";
     let lease = format!("leases.coordination.k8s.io/{FULLNAME}");
     let mut allowed: Vec<Vec<&str>> = vec![
         vec!["list", "secrets", "-n", &ns],
@@ -737,6 +768,10 @@ async fn prove_rbac(namespaced: bool) {
         ],
         vec!["create", "events.events.k8s.io", "-n", &ns],
         vec!["get", crd],
+        vec!["get", certs, "-n", &ns],
+        vec!["list", certs, "-n", &ns],
+        vec!["watch", certs, "-n", &ns],
+        vec!["get", cert_crd],
         vec!["create", "leases.coordination.k8s.io", "-n", &release_ns],
         vec!["patch", &lease, "-n", &release_ns],
     ];
@@ -751,6 +786,19 @@ async fn prove_rbac(namespaced: bool) {
             "get",
             "customresourcedefinitions.apiextensions.k8s.io/ingresses.example.com",
         ],
+        vec![
+            "get",
+            "customresourcedefinitions.apiextensions.k8s.io/issuers.cert-manager.io",
+        ],
+        vec!["watch", "customresourcedefinitions.apiextensions.k8s.io"],
+        vec!["update", cert_crd],
+        vec!["create", certs, "-n", &ns],
+        vec!["update", certs, "-n", &ns],
+        vec!["patch", certs, "-n", &ns],
+        vec!["delete", certs, "-n", &ns],
+        vec!["deletecollection", certs, "-n", &ns],
+        vec!["patch", certs, "--subresource=status", "-n", &ns],
+        vec!["get", "certificaterequests.cert-manager.io", "-n", &ns],
         vec!["update", &lease, "-n", &release_ns],
         vec![
             "patch",
@@ -768,12 +816,19 @@ async fn prove_rbac(namespaced: bool) {
             vec!["list", "secrets", "-n", "default"],
             vec!["list", "shopifyshops.shopify-operator.dev", "--all-namespaces"],
             vec!["create", "jobs.batch", "-n", "default"],
+            vec!["list", certs, "--all-namespaces"],
+            vec!["watch", certs, "--all-namespaces"],
+            vec!["get", certs, "-n", &release_ns],
+            vec!["list", certs, "-n", "default"],
         ]);
     } else {
         allowed.extend([
             vec!["list", "secrets", "--all-namespaces"],
             vec!["watch", "shopifyshops.shopify-operator.dev", "--all-namespaces"],
             vec!["create", "jobs.batch", "-n", "default"],
+            vec!["list", certs, "--all-namespaces"],
+            vec!["watch", certs, "--all-namespaces"],
+            vec!["get", certs, "-n", "default"],
         ]);
     }
     for args in &allowed {
@@ -1089,6 +1144,12 @@ async fn prove_rbac(namespaced: bool) {
         .collect();
     kinds.sort();
     kinds.dedup();
+    // Certificates are only read.
+    let cert_writes: Vec<_> = writes.iter().filter(|w| w.resource == "certificates").collect();
+    assert!(
+        cert_writes.is_empty(),
+        "{tag}: wrote Certificates: {cert_writes:?}"
+    );
     for want in [
         "create events",
         "create jobs",
@@ -1165,14 +1226,10 @@ async fn prometheus_rule_is_the_rules_file_and_the_apiserver_accepts_it() {
     }
 
     let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
-    let crds_dir = support::hack_tool("THIRD_PARTY_CRDS", "crds.sh");
-    let crds: Vec<CustomResourceDefinition> = [
+    let crds = third_party_crds(&[
         "monitoring.coreos.com_prometheusrules.yaml",
         "monitoring.coreos.com_servicemonitors.yaml",
-    ]
-    .iter()
-    .map(|f| serde_norway::from_str(&std::fs::read_to_string(crds_dir.join(f)).unwrap()).unwrap())
-    .collect();
+    ]);
     cp.install_crds(&crds).await.expect("Prometheus Operator CRDs");
     let ns = cp.namespace("chart-rules").await.unwrap();
     let file = cp.dir.join("chart-rules.json");

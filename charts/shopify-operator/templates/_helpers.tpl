@@ -76,6 +76,8 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
   ingresses              get/list/watch: the webhook host, watched for changes
   jobs                   get/list/watch/create/delete: the sync Jobs (history)
   events (events.k8s.io) create/patch: kube-runtime's Recorder (patch: series)
+  certificates           get/list/watch: the certificate gate reads the Ready
+    (cert-manager.io)    condition of the Ingress TLS Secret's Certificate
 */}}
 {{- define "shopify-operator.watchedRules" -}}
 - apiGroups: ["shopify-operator.dev"]
@@ -99,12 +101,19 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: ["cert-manager.io"]
+  resources: ["certificates"]
+  verbs: ["get", "list", "watch"]
 {{- end }}
 
-{{/* The start-up check: get on the one CRD, by name. */}}
+{{/*
+get on two CRDs, by name (never list, never another CRD):
+  shopifyshops.shopify-operator.dev  the start-up check: its own CRD is installed
+  certificates.cert-manager.io       the certificate gate: is cert-manager installed?
+*/}}
 {{- define "shopify-operator.crdRule" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  resourceNames: ["shopifyshops.shopify-operator.dev"]
+  resourceNames: ["shopifyshops.shopify-operator.dev", "certificates.cert-manager.io"]
   verbs: ["get"]
 {{- end }}
