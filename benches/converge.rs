@@ -11,7 +11,8 @@
 //!   and one more to Pub/Sub, which the host change must leave alone;
 //! * **cold start**: operator start → every shop `Ready` (watched on the
 //!   apiserver); Shopify mutations must be 0;
-//! * **host change**: Ingress `oms` gets a new host → every subscription
+//! * **host change**: Ingress `oms` gets a new host (its TLS Secret holds a
+//!   `*.popsockets.com` certificate, so the certificate gate opens) → every subscription
 //!   repointed, timed to the simulator's last mutation and to the last
 //!   `Ready` status at the new host; target ≤ 2 Shopify requests per shop;
 //! * **steady**: three resyncs of every shop (short `RESYNC_INTERVAL`):
@@ -343,12 +344,28 @@ fn fixture(n: usize) -> Fixture {
     }
 }
 
+/// The Ingress `oms` at `OLD_HOST`, serving TLS from `oms-tls` (a
+/// `*.popsockets.com` certificate), so the host change goes through the
+/// certificate gate like a real cutover.
 async fn create_ingress(client: &Client, ns: &str) -> Result<(), kube::Error> {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["*.popsockets.com".to_string()])
+        .and_then(|p| p.self_signed(&key))
+        .expect("certificate");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let tls: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "oms-tls"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": cert.pem(), "tls.key": key.serialize_pem()}
+    }))
+    .expect("tls secret");
+    secrets.create(&PostParams::default(), &tls).await?;
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
     let i: Ingress = serde_json::from_value(json!({
         "metadata": {"name": "oms"},
         "spec": {"rules": [{"host": OLD_HOST, "http": {"paths": [{"path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": "oms", "port": {"number": 80}}}}]}}]}
+            "backend": {"service": {"name": "oms", "port": {"number": 80}}}}]}}],
+            "tls": [{"secretName": "oms-tls"}]}
     }))
     .expect("ingress");
     ingresses.create(&PostParams::default(), &i).await.map(|_| ())

@@ -57,6 +57,11 @@ pub struct RunArgs {
     #[arg(long, env = "TOKEN_REFRESH_AHEAD", default_value = "5m", value_parser = humantime::parse_duration)]
     pub token_refresh_ahead: Duration,
 
+    /// Webhooks move to a new host only if its TLS certificate is valid for
+    /// at least this long (the certificate gate).
+    #[arg(long, env = "CERTIFICATE_MARGIN", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub certificate_margin: Duration,
+
     /// Address of the HTTP server (`/healthz`, `/readyz`, `/metrics`).
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: std::net::SocketAddr,
@@ -233,6 +238,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         allowed_shops: args.allowed_shops.clone(),
         refresh_ahead: args.token_refresh_ahead,
         uninstall_host,
+        certificate_margin: args.certificate_margin,
     };
     let public = crate::public::Public::new(
         client.clone(),

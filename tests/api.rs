@@ -363,6 +363,15 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
             ),
             "spec.webhooks.subscriptions[0].metafields",
         ),
+        (
+            "tlsSecretRef with ingressRef",
+            with(
+                v(),
+                "webhooks/endpoint/tlsSecretRef",
+                Some(json!({"name": "oms-tls"})),
+            ),
+            "spec.webhooks.endpoint",
+        ),
         ("token missing", with(v(), "token", None), "spec.token"),
         (
             "secret name invalid",

@@ -12,7 +12,7 @@ use kube::{Client, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::clock;
-use super::host::HostError;
+use super::host::{Endpoint, HostError};
 use crate::crd::ShopifyShop;
 use crate::metrics::Metrics;
 use crate::names::FIELD_MANAGER;
@@ -36,6 +36,9 @@ pub struct Settings {
     /// The operator's public host, when it subscribes its own
     /// `app/uninstalled` endpoint for every shop with app credentials.
     pub uninstall_host: Option<String>,
+    /// A certificate that expires within this margin does not let webhooks
+    /// move to its host (the certificate gate).
+    pub certificate_margin: Duration,
 }
 
 impl Settings {
@@ -49,6 +52,7 @@ impl Settings {
             allowed_shops: Vec::new(),
             refresh_ahead: Duration::from_secs(300),
             uninstall_host: None,
+            certificate_margin: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -143,6 +147,8 @@ pub struct Context {
     pub clock: Arc<dyn clock::Clock>,
     /// Set once the initial list of ShopifyShops has been synced.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
+    /// The certificate gate's verdicts and the shops it holds back.
+    pub gate: super::gate::Gate,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     passes: Mutex<HashMap<String, (u64, std::time::Instant)>>,
@@ -161,6 +167,7 @@ impl Context {
             shopify,
             settings,
             token_checks: TokenChecks::default(),
+            gate: Default::default(),
             metrics: Arc::new(Metrics::new()),
             clock: Arc::new(clock::SystemClock),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -227,7 +234,7 @@ impl Context {
 /// What the webhooks pass depends on, hashed.
 pub(super) fn pass_key(
     shop: &ShopifyShop,
-    host: &Option<Result<String, HostError>>,
+    host: &Option<Result<Endpoint, HostError>>,
     token: &AccessToken,
 ) -> u64 {
     use std::hash::{Hash, Hasher};

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::{Api, Client};
 
-use super::host::{self, HostError};
+use super::host::{self, Endpoint, HostError, Tls};
 use crate::crd::ShopifyShop;
 use shopify_admin::AccessToken;
 
@@ -98,31 +98,44 @@ pub fn token_from_secret(secret: &Secret, name: &str) -> Result<AccessToken, Tok
     Ok(AccessToken::new(text.to_string()))
 }
 
-/// Resolves the webhook host. `Ok(None)` when the shop has no webhooks.
+/// Resolves the webhook host and how its certificate is known. `Ok(None)`
+/// when the shop has no webhooks.
 pub async fn webhook_host(
     client: &Client,
     shop: &ShopifyShop,
-) -> Result<Option<Result<String, HostError>>, kube::Error> {
+) -> Result<Option<Result<Endpoint, HostError>>, kube::Error> {
     let Some(webhooks) = &shop.spec.webhooks else {
         return Ok(None);
     };
     let endpoint = &webhooks.endpoint;
-    let host = match (&endpoint.host, &endpoint.ingress_ref) {
-        (Some(h), _) => Ok(h.clone()),
+    let resolved = match (&endpoint.host, &endpoint.ingress_ref) {
+        (Some(h), _) => Ok(Endpoint {
+            host: h.clone(),
+            tls: match &endpoint.tls_secret_ref {
+                Some(r) => Tls::Secret(r.name.clone()),
+                None => Tls::Trusted("a fixed host without tlsSecretRef is not checked"),
+            },
+        }),
         (None, Some(r)) => {
             let ns = shop.metadata.namespace.as_deref().unwrap_or("default");
             let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
             match ingresses.get_opt(&r.name).await? {
                 None => Err(HostError::IngressNotFound(r.name.clone())),
-                Some(i) => {
-                    host::ingress_host(&i).ok_or_else(|| HostError::IngressHostMissing(r.name.clone()))
-                }
+                Some(i) => match host::ingress_host(&i) {
+                    None => Err(HostError::IngressHostMissing(r.name.clone())),
+                    Some(h) => Ok(Endpoint {
+                        tls: host::ingress_tls(&i, &h),
+                        host: h,
+                    }),
+                },
             }
         }
         // The schema forbids it; report rather than guess.
         (None, None) => Err(HostError::IngressHostMissing(String::new())),
     };
-    Ok(Some(host.and_then(|h| host::validate_host(&h).map(|()| h))))
+    Ok(Some(
+        resolved.and_then(|e| host::validate_host(&e.host).map(|()| e)),
+    ))
 }
 
 #[cfg(test)]

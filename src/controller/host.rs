@@ -49,6 +49,53 @@ impl HostError {
     }
 }
 
+/// The host webhooks should point at, and how its certificate is known.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The host.
+    pub host: String,
+    /// Where its certificate is.
+    pub tls: Tls,
+}
+
+/// How a host's certificate is known, for the certificate gate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Tls {
+    /// Not checked, and why: a fixed host without `tlsSecretRef`, or an
+    /// Ingress without `tls` (TLS ends in front of it).
+    Trusted(&'static str),
+    /// The `kubernetes.io/tls` Secret that holds the host's certificate.
+    Secret(String),
+    /// The Ingress has a `tls` section, but no entry serves the host from a
+    /// Secret: what is wrong.
+    NotServed(String),
+}
+
+/// How the Ingress serves `host` over TLS: the `tls[]` entry that lists it
+/// (an entry without `hosts` serves every host) names the Secret.
+pub fn ingress_tls(ingress: &Ingress, host: &str) -> Tls {
+    let entries = ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.tls.as_ref())
+        .filter(|t| !t.is_empty());
+    let Some(entries) = entries else {
+        return Tls::Trusted("the Ingress has no tls section: TLS ends in front of it");
+    };
+    let serving = entries.iter().find(|t| {
+        t.hosts
+            .as_ref()
+            .is_none_or(|hosts| hosts.is_empty() || hosts.iter().any(|h| h == host))
+    });
+    match serving.map(|t| t.secret_name.as_deref().filter(|n| !n.is_empty())) {
+        Some(Some(secret)) => Tls::Secret(secret.to_string()),
+        Some(None) => Tls::NotServed(format!(
+            "the Ingress's tls entry for {host} names no secretName (the controller's default certificate cannot be checked)"
+        )),
+        None => Tls::NotServed(format!("no tls entry of the Ingress lists {host}")),
+    }
+}
+
 /// The host an Ingress publishes, by the rule in the module docs.
 pub fn ingress_host(ingress: &Ingress) -> Option<String> {
     let spec = ingress.spec.as_ref()?;
@@ -110,6 +157,34 @@ pub fn validate_host(host: &str) -> Result<(), HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tls_entry_listing_the_host_names_its_secret() {
+        let i = ingress(
+            "spec: {rules: [{host: oms.popsockets.com}], tls: [{hosts: [other.example.com], secretName: other}, {hosts: [oms.popsockets.com], secretName: oms-tls}]}",
+        );
+        assert_eq!(
+            ingress_tls(&i, "oms.popsockets.com"),
+            Tls::Secret("oms-tls".into())
+        );
+        assert!(
+            matches!(ingress_tls(&i, "new.popsockets.com"), Tls::NotServed(m) if m.contains("new.popsockets.com"))
+        );
+        let every = ingress("spec: {tls: [{secretName: wildcard}]}");
+        assert_eq!(
+            ingress_tls(&every, "x.example.com"),
+            Tls::Secret("wildcard".into())
+        );
+        let default_cert = ingress("spec: {tls: [{hosts: [oms.popsockets.com]}]}");
+        assert!(
+            matches!(ingress_tls(&default_cert, "oms.popsockets.com"), Tls::NotServed(m) if m.contains("secretName"))
+        );
+        let plain = ingress("spec: {rules: [{host: oms.popsockets.com}]}");
+        assert!(matches!(
+            ingress_tls(&plain, "oms.popsockets.com"),
+            Tls::Trusted(_)
+        ));
+    }
 
     fn ingress(yaml: &str) -> Ingress {
         serde_norway::from_str(yaml).unwrap()

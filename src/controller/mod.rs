@@ -18,6 +18,7 @@ mod context;
 mod error;
 mod fetch;
 mod finalizer;
+mod gate;
 mod host;
 pub mod migrate;
 mod plan;
@@ -192,7 +193,7 @@ async fn webhooks_step(
     ctx: &Context,
     shop: &ShopifyShop,
     tokens: &token::TokenStep,
-    host: Option<Result<String, host::HostError>>,
+    host: Option<Result<host::Endpoint, host::HostError>>,
     allowed: bool,
     fresh: bool,
 ) -> webhooks::Outcome {
@@ -209,7 +210,12 @@ async fn webhooks_step(
                 Some(reused) => reused,
                 None => {
                     let out = webhooks::reconcile(ctx, shop, &token, host).await;
-                    ctx.record_pass(&uid, key, !out.failed && out.retry_in.is_none());
+                    // Only a settled pass is reused: not one still waiting
+                    // (a retry, or the certificate gate).
+                    let settled = !out.failed
+                        && out.retry_in.is_none()
+                        && out.webhooks.reason.progress() != reasons::Progress::Retried;
+                    ctx.record_pass(&uid, key, settled);
                     out
                 }
             }

@@ -85,6 +85,9 @@ reasons! {
     IngressHostMissing,
     /// The host is not a public DNS name Shopify can deliver to.
     InvalidHost,
+    /// The new host's TLS certificate is not there or not valid yet:
+    /// webhooks stay at the old host.
+    EndpointCertificateNotReady,
     /// Shopify throttled the request; retried after the bucket refills.
     ShopifyThrottled,
     /// Shopify answered 5xx or timed out; retried.
@@ -184,6 +187,9 @@ impl Reason {
             Reason::InvalidHost => {
                 "use a public DNS name Shopify can deliver to; webhooks stay where they are until then"
             }
+            Reason::EndpointCertificateNotReady => {
+                "nothing if cert-manager is issuing it; else put a valid certificate for the host in the TLS Secret the message names (webhooks stay at the old host until then)"
+            }
             Reason::ShopifyThrottled => {
                 "nothing: retried when the cost bucket refills; sustained, lower the resync rate"
             }
@@ -256,7 +262,10 @@ impl Reason {
             // fixes the spec or switches to Manage (kstatus would call a
             // lasting Ready=False "in progress" otherwise, forever).
             | Reason::DriftDetected => Progress::NeedsPerson,
-            Reason::ShopifyThrottled | Reason::ShopifyUnavailable | Reason::ShopifyProtocolError => {
+            Reason::ShopifyThrottled
+            | Reason::ShopifyUnavailable
+            | Reason::ShopifyProtocolError
+            | Reason::EndpointCertificateNotReady => {
                 Progress::Retried
             }
             Reason::TokenInvalid

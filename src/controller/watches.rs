@@ -9,14 +9,14 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::PartialObjectMeta;
+use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
 use super::conditions::ConditionType;
-use super::{Context, error_policy, reconcile, sync};
+use super::{Context, error_policy, gate, reconcile, sync};
 use crate::crd::ShopifyShop;
 
 /// A hash of what a reconcile acts on: spec (via generation), annotations
@@ -107,6 +107,36 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     }
     let ingress_store = store.clone();
     let secret_store = store.clone();
+    let gate_ctx = ctx.clone();
+    // cert-manager's Certificates, watched only where cert-manager is
+    // installed (its CRD exists); metadata is enough to know one changed.
+    let cert_manager = cert_manager_installed(&client).await;
+    ctx.gate.set_cert_manager(cert_manager);
+    if cert_manager {
+        let certificates = match &ctx.settings.namespace {
+            Some(ns) => Api::<PartialObjectMeta<DynamicObject>>::namespaced_with(
+                client.clone(),
+                ns,
+                &gate::certificate_resource(),
+            ),
+            None => Api::<PartialObjectMeta<DynamicObject>>::all_with(
+                client.clone(),
+                &gate::certificate_resource(),
+            ),
+        };
+        let gate_ctx = ctx.clone();
+        controller = controller.watches_stream_with(
+            watcher(certificates, watcher::Config::default())
+                .backoff(watch_backoff())
+                .touched_objects(),
+            move |cert: PartialObjectMeta<DynamicObject>| {
+                gate_ctx
+                    .gate
+                    .certificate_changed(&cert.namespace().unwrap_or_default(), &cert.name_any())
+            },
+            gate::certificate_resource(),
+        );
+    }
     controller
         // Each trigger watch backs off on its own: one failing (a 410 after
         // an apiserver restart) must not hold back the others' events.
@@ -131,10 +161,17 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 .touched_objects(),
             move |secret: PartialObjectMeta<Secret>| {
                 let name = secret.name_any();
-                referencing(&secret_store, secret.namespace(), |s| {
+                let mut shops = referencing(&secret_store, secret.namespace(), |s| {
                     s.spec.token.secret_ref.name == name
                         || s.spec.app.as_ref().is_some_and(|a| a.secret_ref.name == name)
-                })
+                });
+                // Shops the certificate gate holds back on this Secret.
+                shops.extend(
+                    gate_ctx
+                        .gate
+                        .secret_changed(&secret.namespace().unwrap_or_default(), &name),
+                );
+                shops
             },
         )
         .owns_stream(
@@ -159,6 +196,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             }
         })
         .await;
+}
+
+/// Whether cert-manager's Certificate CRD is installed. Asked once at
+/// start-up: installing cert-manager later needs a restart of the operator
+/// to watch Certificates (until then a Secret change still opens the gate).
+async fn cert_manager_installed(client: &kube::Client) -> bool {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match crds.get_opt(gate::CERTIFICATE_CRD).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell whether cert-manager is installed; Certificates are not checked");
+            false
+        }
+    }
 }
 
 /// How long watches wait after an error: 0.25 s doubling to 2 s (plus

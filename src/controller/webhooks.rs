@@ -7,12 +7,12 @@ use std::time::Duration;
 use kube::runtime::events::EventType;
 
 use super::conditions::{Cond, ConditionType, Reason, Status};
-use super::host::HostError;
+use super::host::{Endpoint, HostError};
 use super::plan::{self, Desired, Extra, Plan, TopicState};
 use super::{Context, Note, Settings};
 use crate::crd::{ManagementPolicy, ShopifyShop, WebhookStatus};
 use shopify_admin::scope as scopes;
-use shopify_admin::{AccessToken, Change, ChangeResult, ShopifyError, TokenInfo};
+use shopify_admin::{AccessToken, Change, ChangeResult, ShopifyError, Subscription, TokenInfo};
 
 /// What the webhooks step found and did.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ pub async fn reconcile(
     ctx: &Context,
     shop: &ShopifyShop,
     token: &AccessToken,
-    host: Option<Result<String, HostError>>,
+    host: Option<Result<Endpoint, HostError>>,
 ) -> Outcome {
     let domain = &shop.spec.domain;
     let version = shop.spec.admin_api_version_or_default();
@@ -235,9 +235,10 @@ pub async fn reconcile(
     let deprecation = listing.meta.deprecated_reason.clone();
 
     // 3. The host; without a valid one nothing is repointed.
-    let host = match host {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => {
+    // (`None` cannot happen with webhooks configured; reported, not trusted.)
+    let endpoint = match host.unwrap_or_else(|| Err(HostError::IngressHostMissing(String::new()))) {
+        Ok(e) => e,
+        Err(e) => {
             let mut out = Outcome::new(
                 token_ok,
                 Cond::new(
@@ -252,8 +253,8 @@ pub async fn reconcile(
             out.api_deprecation = deprecation;
             return out;
         }
-        None => unreachable!("webhooks are configured, so a host outcome exists"),
     };
+    let host = endpoint.host.clone();
 
     // 4. Plan (pure).
     let wanted = plan::wanted(spec, &host, &extra_subscriptions(&ctx.settings, shop));
@@ -275,8 +276,40 @@ pub async fn reconcile(
     out.api_deprecation = deprecation;
     out.unmanaged = Some(plan.unmanaged.len() as i32);
 
-    // 5. Apply, or only report under Observe.
+    // 5. Apply, or only report under Observe; a move to a new host waits
+    //    for the host's certificate (nothing is sent meanwhile).
     let observe = shop.spec.management_policy_or_default() == ManagementPolicy::Observe;
+    if !observe
+        && moves_host(&plan, &listing.subscriptions, &host)
+        && let Err(refusal) = ctx
+            .gate
+            .check(&ctx.client, shop, &endpoint, ctx.settings.certificate_margin)
+            .await
+    {
+        out.webhooks = Cond::new(
+            ConditionType::WebhooksSynced,
+            Status::False,
+            Reason::EndpointCertificateNotReady,
+            format!(
+                "webhooks stay where they are until {host} can serve HTTPS: {}",
+                refusal.message
+            ),
+        );
+        out.retry_in = refusal.retry_in;
+        out.topics = Some(
+            plan.topics
+                .iter()
+                .map(|t| WebhookStatus {
+                    topic: t.topic.clone(),
+                    address: t.address.clone(),
+                    id: t.id.clone(),
+                    state: t.state,
+                    message: None,
+                })
+                .collect(),
+        );
+        return out;
+    }
     let mut states: Vec<Recorded> = plan
         .topics
         .iter()
@@ -420,6 +453,24 @@ fn synced_condition(
         ));
     }
     Cond::new(ConditionType::WebhooksSynced, Status::True, Reason::InSync, msg)
+}
+
+/// True when the plan moves a subscription from another host to `host`:
+/// what the certificate gate is for (adoption, a no-op, a create or a
+/// repair at the current host are not moves).
+fn moves_host(plan: &Plan, listed: &[Subscription], host: &str) -> bool {
+    let host_of = |address: &str| {
+        address
+            .strip_prefix("https://")
+            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
+    };
+    plan.changes.iter().any(|c| match c {
+        Change::Update { id, address, .. } if host_of(address).as_deref() == Some(host) => listed
+            .iter()
+            .find(|s| &s.id == id)
+            .is_some_and(|s| host_of(&s.address).as_deref() != Some(host)),
+        _ => false,
+    })
 }
 
 /// Where one wanted subscription stands after the apply.

@@ -230,7 +230,10 @@ pub struct WebhooksSpec {
 /// Where webhook deliveries are sent. Exactly one of `host` or `ingressRef`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.host) != has(self.ingressRef)").message("exactly one of host or ingressRef must be set"))]
+#[x_kube(
+    validation = Rule::new("has(self.host) != has(self.ingressRef)").message("exactly one of host or ingressRef must be set"),
+    validation = Rule::new("!has(self.tlsSecretRef) || has(self.host)").message("tlsSecretRef is for a fixed host; with ingressRef the Ingress's tls section names the Secret")
+)]
 pub struct EndpointSpec {
     /// A fixed public DNS name, without scheme, port or path, e.g.
     /// `oms.popsockets.com`.
@@ -253,6 +256,15 @@ pub struct EndpointSpec {
     #[schemars(regex(pattern = r"^/[^\s?#]*$"), length(max = 512))]
     #[x_kube(validation = Rule::new("self.contains('{topic}')").message("pathTemplate must contain {topic}"))]
     pub path_template: Option<String>,
+
+    /// With a fixed `host`: the `kubernetes.io/tls` Secret in this namespace
+    /// that holds the host's certificate. When set, webhooks move to a new
+    /// `host` only once that certificate covers it and is valid beyond the
+    /// operator's `--certificate-margin` (the check an Ingress's `tls`
+    /// Secret gets). Unset, a fixed host is trusted as it is (TLS is
+    /// somebody else's: a CDN, a load balancer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_secret_ref: Option<SecretRef>,
 }
 
 /// Payload format of the subscriptions, `json` (default) or `xml`.
