@@ -425,6 +425,7 @@ fn deployment_is_hardened_and_passes_every_flag() {
         "LOG_FORMAT",
         "RUST_LOG",
         "TOKEN_REFRESH_AHEAD",
+        "CERTIFICATE_MARGIN",
         "OAUTH_EXPIRING",
         "OAUTH_STATE_TTL",
         "SUBSCRIBE_APP_UNINSTALLED",
