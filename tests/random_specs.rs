@@ -1,7 +1,7 @@
 //! Bad input, at random: property-generated ShopifyShop specs go through the
-//! real apiserver; each is rejected by the schema (422) or accepted, and every
-//! accepted one is reconciled — a status for its generation — without the
-//! operator panicking or exiting.
+//! real apiserver (subscriptions entries included); each is rejected by the
+//! schema (422) or accepted, and every accepted one is reconciled — a status
+//! for its generation — without the operator panicking or exiting.
 
 mod support;
 
@@ -52,6 +52,34 @@ fn spec_strategy() -> impl Strategy<Value = Value> {
         "[ -~]{0,20}"
     ];
     let tz = prop_oneof![Just("Europe/Berlin".to_string()), "[A-Za-z/_]{0,20}"];
+    let uri = prop_oneof![
+        Just("pubsub://oms-prod:orders".to_string()),
+        Just("arn:aws:events:us-east-1::event-source/aws.partner/shopify.com/1/oms".to_string()),
+        "[ -~]{0,24}",
+    ];
+    let entry = (
+        proptest::collection::vec(topic.clone(), 0..3),
+        maybe(uri),
+        maybe(prop_oneof![Just("/hooks/{topic}".to_string()), "[ -~]{0,12}"]),
+        maybe(prop_oneof![
+            Just("financial_status:paid".to_string()),
+            "[ -~]{0,12}"
+        ]),
+        maybe(prop_oneof![Just("paid".to_string()), "[ -~]{0,12}"]),
+        proptest::collection::vec("[a-z_.]{0,8}", 0..3),
+    )
+        .prop_map(|(topics, uri, path, filter, name, fields)| {
+            let mut e = json!({"topics": topics});
+            for (k, v) in [("uri", uri), ("path", path), ("filter", filter), ("name", name)] {
+                if let Some(v) = v {
+                    e[k] = json!(v);
+                }
+            }
+            if !fields.is_empty() {
+                e["includeFields"] = json!(fields);
+            }
+            e
+        });
     (
         domain,
         maybe(version),
@@ -61,8 +89,9 @@ fn spec_strategy() -> impl Strategy<Value = Value> {
         maybe(any::<bool>()),
         maybe(prop_oneof![Just("Manage"), Just("Observe"), Just("Other")]),
         proptest::collection::vec((("[a-z]{1,6}"), schedule, maybe(tz)), 0..3),
+        proptest::collection::vec(entry, 0..3),
     )
-        .prop_map(|(domain, version, topics, host, path, prune, policy, syncs)| {
+        .prop_map(|(domain, version, topics, host, path, prune, policy, syncs, subscriptions)| {
             let mut endpoint = json!({});
             match host {
                 Some(h) => endpoint["host"] = json!(h),
@@ -89,6 +118,9 @@ fn spec_strategy() -> impl Strategy<Value = Value> {
             }
             if let Some(p) = prune {
                 spec["webhooks"]["prune"] = json!(p);
+            }
+            if !subscriptions.is_empty() {
+                spec["webhooks"]["subscriptions"] = json!(subscriptions);
             }
             if let Some(p) = policy {
                 spec["managementPolicy"] = json!(p);
