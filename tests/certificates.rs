@@ -13,12 +13,12 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use rcgen::{CertificateParams, KeyPair, date_time_ymd};
 use serde_json::json;
 use shopify_operator::crd::ShopifyShop;
-use shopify_sim::{Fixture, ShopFixture, SimConfig, SubscriptionFixture, TokenFixture};
-use support::{Env, hack_tool, spec, wait_for};
+use shopify_sim::{Fixture, SimConfig, SubscriptionFixture};
+use support::{Env, hack_tool, shop_fixture, spec, wait_for};
 
 const DOMAIN: &str = "gate-shop.myshopify.com";
 const TOKEN: &str = "shpat_certificate_gate";
@@ -35,26 +35,66 @@ fn certificate_crd() -> CustomResourceDefinition {
 }
 
 fn fixture() -> Fixture {
-    Fixture {
-        shops: vec![ShopFixture {
-            domain: DOMAIN.into(),
-            tokens: vec![TokenFixture {
-                access_token: TOKEN.into(),
-                scopes: vec!["read_orders".into(), "read_products".into()],
-                ..Default::default()
-            }],
-            subscriptions: TOPICS
-                .iter()
-                .map(|t| SubscriptionFixture {
-                    topic: t.to_string(),
-                    address: format!("https://{OLD}/webhooks/{}", t.replace('/', "_")),
-                    ..Default::default()
-                })
-                .collect(),
+    let old = TOPICS
+        .iter()
+        .map(|t| SubscriptionFixture {
+            topic: t.to_string(),
+            address: format!("https://{OLD}/webhooks/{}", t.replace('/', "_")),
             ..Default::default()
-        }],
+        })
+        .collect();
+    Fixture {
+        shops: vec![shop_fixture(
+            DOMAIN,
+            TOKEN,
+            &["read_orders", "read_products"],
+            old,
+        )],
         app: None,
     }
+}
+
+/// cert-manager's Certificates in the test's namespace.
+fn certificates(env: &Env) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"),
+        "certificates",
+    );
+    Api::namespaced_with(env.client.clone(), &env.ns, &resource)
+}
+
+/// An operator watching one shop whose subscriptions are at `OLD`, with
+/// cert-manager's CRD installed; Ready.
+async fn start(prefix: &str, endpoint: serde_json::Value) -> Env {
+    let cp = testenv::shared(|| vec![ShopifyShop::crd(), certificate_crd()]).await;
+    let cfg = SimConfig {
+        fixture: fixture(),
+        ..Default::default()
+    };
+    let mut env = Env::with_sim(cp, prefix, cfg).await;
+    env.token_secret("tok", TOKEN).await;
+    env.ingress("oms", OLD).await;
+    env.create_shop("shop", spec(DOMAIN, "tok", endpoint, &TOPICS))
+        .await;
+    env.start_operator("5m");
+    env.wait_condition("shop", "Ready", "True", None).await;
+    assert_eq!(env.sim.counters(DOMAIN).mutations, 0, "adoption at the old host");
+    env
+}
+
+/// Waits until every subscription points at `host`.
+async fn all_at(env: &Env, host: &str) {
+    wait_for(
+        &format!("every subscription at {host}"),
+        Duration::from_secs(10),
+        || async {
+            let subs = env.sim.subscriptions(DOMAIN);
+            subs.iter()
+                .all(|s| s.address.starts_with(&format!("https://{host}/")))
+                .then_some(())
+        },
+    )
+    .await
 }
 
 /// A self-signed certificate (PEM) for `names`, valid between the dates.
@@ -116,14 +156,7 @@ impl Gate {
     }
 
     async fn certificate_ready(&self, ready: bool) {
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.env.client.clone(),
-            &self.env.ns,
-            &kube::api::ApiResource::from_gvk_with_plural(
-                &kube::api::GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"),
-                "certificates",
-            ),
-        );
+        let api = certificates(&self.env);
         let status = if ready { "True" } else { "False" };
         let reason = if ready { "Ready" } else { "Issuing" };
         let patch = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "new"},
@@ -137,32 +170,10 @@ impl Gate {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_move_only_to_a_host_that_can_serve_https() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd(), certificate_crd()]).await;
-    let cfg = SimConfig {
-        fixture: fixture(),
-        ..Default::default()
-    };
-    let mut env = Env::with_sim(cp, "gate", cfg).await;
-    env.token_secret("tok", TOKEN).await;
-    env.ingress("oms", OLD).await;
-    env.create_shop(
-        "shop",
-        spec(DOMAIN, "tok", json!({"ingressRef": {"name": "oms"}}), &TOPICS),
-    )
-    .await;
-    env.start_operator("5m");
-    env.wait_condition("shop", "Ready", "True", None).await;
-    assert_eq!(env.sim.counters(DOMAIN).mutations, 0, "adoption at the old host");
+    let env = start("gate", json!({"ingressRef": {"name": "oms"}})).await;
 
     // cert-manager is asked for a certificate for the new host; not issued yet.
-    let certs: Api<DynamicObject> = Api::namespaced_with(
-        env.client.clone(),
-        &env.ns,
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"),
-            "certificates",
-        ),
-    );
+    let certs = certificates(&env);
     let certificate = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "new"},
         "spec": {"secretName": "new-tls", "dnsNames": [NEW], "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"}}});
     certs
@@ -219,13 +230,7 @@ async fn webhooks_move_only_to_a_host_that_can_serve_https() {
     gate.env.sim.reset_counters();
     let t0 = Instant::now();
     gate.certificate_ready(true).await;
-    wait_for("repointed", Duration::from_secs(10), || async {
-        let subs = gate.env.sim.subscriptions(DOMAIN);
-        subs.iter()
-            .all(|s| s.address.starts_with(&format!("https://{NEW}/")))
-            .then_some(())
-    })
-    .await;
+    all_at(&gate.env, NEW).await;
     println!("repointed {:?} after the Certificate became Ready", t0.elapsed());
     let c = gate.env.sim.counters(DOMAIN);
     assert_eq!(c.mutations, 3, "{c:?}");
@@ -243,17 +248,7 @@ async fn webhooks_move_only_to_a_host_that_can_serve_https() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fixed_host_is_checked_only_with_tls_secret_ref() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd(), certificate_crd()]).await;
-    let cfg = SimConfig {
-        fixture: fixture(),
-        ..Default::default()
-    };
-    let mut env = Env::with_sim(cp, "gate-fixed", cfg).await;
-    env.token_secret("tok", TOKEN).await;
-    env.create_shop("shop", spec(DOMAIN, "tok", json!({"host": OLD}), &TOPICS))
-        .await;
-    env.start_operator("5m");
-    env.wait_condition("shop", "Ready", "True", None).await;
+    let env = start("gate-fixed", json!({"host": OLD})).await;
     let endpoint = json!({"host": NEW, "tlsSecretRef": {"name": "new-tls"}});
     env.shops()
         .patch(
@@ -266,13 +261,7 @@ async fn a_fixed_host_is_checked_only_with_tls_secret_ref() {
     let gate = Gate { env };
     gate.held("TLS Secret new-tls not found").await;
     gate.put_tls(&[NEW], VALID).await;
-    wait_for("repointed", Duration::from_secs(10), || async {
-        let subs = gate.env.sim.subscriptions(DOMAIN);
-        subs.iter()
-            .all(|s| s.address.starts_with(&format!("https://{NEW}/")))
-            .then_some(())
-    })
-    .await;
+    all_at(&gate.env, NEW).await;
     // Without tlsSecretRef a fixed host is trusted as it is (TLS is
     // somebody else's): back to the old host at once.
     let shops = gate.env.shops();
@@ -284,11 +273,5 @@ async fn a_fixed_host_is_checked_only_with_tls_secret_ref() {
         )
         .await
         .unwrap();
-    wait_for("back at the old host", Duration::from_secs(10), || async {
-        let subs = gate.env.sim.subscriptions(DOMAIN);
-        subs.iter()
-            .all(|s| s.address.starts_with(&format!("https://{OLD}/")))
-            .then_some(())
-    })
-    .await;
+    all_at(&gate.env, OLD).await;
 }

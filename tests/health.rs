@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use shopify_admin::ClientSecret;
 use shopify_admin::hmac::sign_webhook;
 use shopify_operator::crd::ShopifyShop;
-use shopify_sim::{AppFixture, Fault, Fixture, ShopFixture, SimConfig, TokenFixture};
-use support::{Env, hack_tool, http_addr, reconciles, spec, wait_for};
+use shopify_sim::{AppFixture, Fault, Fixture, SimConfig};
+use support::{Env, hack_tool, http_addr, reconciles, shop_fixture, spec, wait_for};
 
 const DOMAIN: &str = "health-shop.myshopify.com";
 const TOKEN: &str = "shpat_health_orders";
@@ -134,15 +134,7 @@ fn expect(state: &str, object: &Value, kstatus: &str, argocd: &str, clue: &str) 
 
 fn fixture() -> Fixture {
     Fixture {
-        shops: vec![ShopFixture {
-            domain: DOMAIN.into(),
-            tokens: vec![TokenFixture {
-                access_token: TOKEN.into(),
-                scopes: vec!["read_orders".into()],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
+        shops: vec![shop_fixture(DOMAIN, TOKEN, &["read_orders"], Vec::new())],
         app: Some(AppFixture {
             client_id: "client-health".into(),
             client_secret: APP_SECRET.into(),

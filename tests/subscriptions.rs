@@ -11,8 +11,8 @@ use std::time::Duration;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 use shopify_operator::crd::{TopicState, WebhookStatus};
-use shopify_sim::{Fault, Fixture, ShopFixture, SimSubscription, SubscriptionFixture, TokenFixture};
-use support::{Env, wait_for};
+use shopify_sim::{Fault, Fixture, SimSubscription, SubscriptionFixture};
+use support::{Env, shop_fixture, wait_for};
 
 const HOST: &str = "oms.popsockets.com";
 const TOKEN: &str = "shpat_subscriptions_test";
@@ -20,16 +20,12 @@ const ARN: &str = "arn:aws:events:us-east-1::event-source/aws.partner/shopify.co
 
 fn fixture(domain: &str, subs: Vec<SubscriptionFixture>) -> Fixture {
     Fixture {
-        shops: vec![ShopFixture {
-            domain: domain.into(),
-            tokens: vec![TokenFixture {
-                access_token: TOKEN.into(),
-                scopes: vec!["read_orders".into(), "read_products".into()],
-                ..Default::default()
-            }],
-            subscriptions: subs,
-            ..Default::default()
-        }],
+        shops: vec![shop_fixture(
+            domain,
+            TOKEN,
+            &["read_orders", "read_products"],
+            subs,
+        )],
         app: None,
     }
 }

@@ -114,6 +114,26 @@ pub struct Env {
     pub secrets: std::sync::Mutex<Vec<String>>,
 }
 
+/// A simulated shop with one non-expiring token with `scopes`, and
+/// `subscriptions` at load time.
+pub fn shop_fixture(
+    domain: &str,
+    token: &str,
+    scopes: &[&str],
+    subscriptions: Vec<sim::SubscriptionFixture>,
+) -> sim::ShopFixture {
+    sim::ShopFixture {
+        domain: domain.into(),
+        tokens: vec![sim::TokenFixture {
+            access_token: token.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }],
+        subscriptions,
+        ..Default::default()
+    }
+}
+
 /// The seed fixture (`examples/sim-seed.yaml`).
 pub fn seed_fixture() -> Fixture {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim-seed.yaml"))
