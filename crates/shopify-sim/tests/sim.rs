@@ -2,6 +2,9 @@
 //! they check the wire format a real client sees, independently of our own
 //! Shopify client.
 
+mod common;
+
+use common::{OTHER, OTHER_TOKEN, SHOP, TOKEN, gql, gql_as, post_graphql, user_errors};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shopify_sim::{
@@ -9,10 +12,6 @@ use shopify_sim::{
 };
 use std::time::{Duration, Instant};
 
-const SHOP: &str = "alpha.myshopify.com";
-const OTHER: &str = "beta.myshopify.com";
-const TOKEN: &str = "shpat_test_alpha";
-const OTHER_TOKEN: &str = "shpat_test_beta";
 const CLIENT_ID: &str = "test-client-id";
 const CLIENT_SECRET: &str = "test-client-secret";
 const UNAUTHORIZED: &str = "[API] Invalid API key or access token (unrecognized login or wrong password)";
@@ -52,62 +51,6 @@ async fn start() -> Sim {
     start_with(|_| {}).await
 }
 
-/// A raw response: status, `X-Shopify-*` headers we look at, JSON body.
-struct Resp {
-    status: StatusCode,
-    version: Option<String>,
-    deprecated: Option<String>,
-    retry_after: Option<String>,
-    body: Value,
-}
-
-async fn post_graphql(
-    http: &reqwest::Client,
-    sim: &Sim,
-    shop: &str,
-    version: &str,
-    token: Option<&str>,
-    body: Value,
-) -> Resp {
-    let mut req = http.post(sim.graphql_url(shop, version)).json(&body);
-    if let Some(t) = token {
-        req = req.header("X-Shopify-Access-Token", t);
-    }
-    let r = req.send().await.expect("request sent");
-    let header = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_string());
-    let (version, deprecated, retry_after) = (
-        header("x-shopify-api-version"),
-        header("x-shopify-api-deprecated-reason"),
-        header("retry-after"),
-    );
-    let status = r.status();
-    let body = r.json().await.expect("JSON body");
-    Resp {
-        status,
-        version,
-        deprecated,
-        retry_after,
-        body,
-    }
-}
-
-async fn gql(sim: &Sim, version: &str, query: &str, variables: Value) -> Resp {
-    gql_as(sim, SHOP, TOKEN, version, query, variables).await
-}
-
-async fn gql_as(sim: &Sim, shop: &str, token: &str, version: &str, query: &str, variables: Value) -> Resp {
-    let http = reqwest::Client::new();
-    post_graphql(
-        &http,
-        sim,
-        shop,
-        version,
-        Some(token),
-        json!({"query": query, "variables": variables}),
-    )
-    .await
-}
-
 fn assert_cost(body: &Value) {
     let cost = &body["extensions"]["cost"];
     assert!(cost["requestedQueryCost"].is_u64(), "no cost extension in {body}");
@@ -136,15 +79,6 @@ const CREATE_NEW: &str = r#"mutation($topic: WebhookSubscriptionTopic!, $uri: St
     userErrors { field message }
   }
 }"#;
-
-fn user_errors(body: &Value, alias: &str) -> Vec<(Value, String)> {
-    body["data"][alias]["userErrors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no userErrors in {body}"))
-        .iter()
-        .map(|e| (e["field"].clone(), e["message"].as_str().unwrap().to_string()))
-        .collect()
-}
 
 #[tokio::test]
 async fn listing_paginates_past_250_by_following_end_cursor() {

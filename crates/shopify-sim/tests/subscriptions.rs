@@ -4,16 +4,15 @@
 //! updates, topic and name rules, and the refuse-filter fault. The facts and
 //! their sources are in docs/webhook-subscriptions.md.
 
+mod common;
+
+use common::{OTHER, OTHER_TOKEN, Resp, SHOP, TOKEN, user_errors};
 use serde_json::{Value, json};
 use shopify_sim::{
     self as sim, APP_RESERVED_NAMESPACE, AppFixture, DEFAULT_FILTER_REFUSAL, Fault, Fixture,
     MetafieldIdentifier, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture,
 };
 
-const SHOP: &str = "alpha.myshopify.com";
-const OTHER: &str = "beta.myshopify.com";
-const TOKEN: &str = "shpat_test_alpha";
-const OTHER_TOKEN: &str = "shpat_test_beta";
 const ARN: &str = "arn:aws:events:us-east-1::event-source/aws.partner/shopify.com/123456/orders";
 const ARN2: &str = "arn:aws:events:eu-west-1::event-source/aws.partner/shopify.com/123456/other";
 
@@ -46,43 +45,15 @@ async fn start() -> Sim {
     .expect("sim starts")
 }
 
-/// A response: JSON body and the deprecation header.
-struct Resp {
-    body: Value,
-    deprecated: Option<String>,
-}
-
+/// A GraphQL answer; every request here is a well-formed one (200).
 async fn gql_as(sim: &Sim, shop: &str, token: &str, version: &str, query: &str, variables: Value) -> Resp {
-    let r = reqwest::Client::new()
-        .post(sim.graphql_url(shop, version))
-        .header("X-Shopify-Access-Token", token)
-        .json(&json!({"query": query, "variables": variables}))
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(r.status(), 200);
-    let deprecated = r
-        .headers()
-        .get("x-shopify-api-deprecated-reason")
-        .map(|v| v.to_str().unwrap().to_string());
-    Resp {
-        body: r.json().await.expect("JSON body"),
-        deprecated,
-    }
+    let r = common::gql_as(sim, shop, token, version, query, variables).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r
 }
 
 async fn gql(sim: &Sim, version: &str, query: &str, variables: Value) -> Resp {
     gql_as(sim, SHOP, TOKEN, version, query, variables).await
-}
-
-/// `(field, message)` of each user error under `data[alias]`.
-fn user_errors(body: &Value, alias: &str) -> Vec<(Value, String)> {
-    body["data"][alias]["userErrors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no userErrors in {body}"))
-        .iter()
-        .map(|e| (e["field"].clone(), e["message"].as_str().unwrap().to_string()))
-        .collect()
 }
 
 /// A GraphQL validation error: `errors`, no `data`.
