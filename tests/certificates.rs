@@ -13,9 +13,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use rcgen::{CertificateParams, KeyPair, date_time_ymd};
 use serde_json::json;
+use shopify_operator::controller::certificate_resource;
 use shopify_operator::crd::ShopifyShop;
 use shopify_sim::{Fixture, SimConfig, SubscriptionFixture};
 use support::{Env, hack_tool, shop_fixture, spec, wait_for};
@@ -56,11 +57,7 @@ fn fixture() -> Fixture {
 
 /// cert-manager's Certificates in the test's namespace.
 fn certificates(env: &Env) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate"),
-        "certificates",
-    );
-    Api::namespaced_with(env.client.clone(), &env.ns, &resource)
+    Api::namespaced_with(env.client.clone(), &env.ns, &certificate_resource())
 }
 
 /// An operator watching one shop whose subscriptions are at `OLD`, with

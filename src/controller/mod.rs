@@ -34,6 +34,7 @@ mod webhooks;
 
 pub use context::{Context, Note, Settings, TokenChecks};
 pub use error::Error;
+pub use gate::certificate_resource;
 pub use watches::run;
 
 use std::sync::Arc;

@@ -279,6 +279,15 @@ pub async fn reconcile(
     // 5. Apply, or only report under Observe; a move to a new host waits
     //    for the host's certificate (nothing is sent meanwhile).
     let observe = shop.spec.management_policy_or_default() == ManagementPolicy::Observe;
+    let mut states: Vec<Recorded> = plan
+        .topics
+        .iter()
+        .map(|t| Recorded {
+            id: t.id.clone(),
+            state: t.state,
+            message: None,
+        })
+        .collect();
     if !observe
         && moves_host(&plan, &listing.subscriptions, &host)
         && let Err(refusal) = ctx
@@ -296,29 +305,9 @@ pub async fn reconcile(
             ),
         );
         out.retry_in = refusal.retry_in;
-        out.topics = Some(
-            plan.topics
-                .iter()
-                .map(|t| WebhookStatus {
-                    topic: t.topic.clone(),
-                    address: t.address.clone(),
-                    id: t.id.clone(),
-                    state: t.state,
-                    message: None,
-                })
-                .collect(),
-        );
+        out.topics = Some(topic_statuses(&plan, states));
         return out;
     }
-    let mut states: Vec<Recorded> = plan
-        .topics
-        .iter()
-        .map(|t| Recorded {
-            id: t.id.clone(),
-            state: t.state,
-            message: None,
-        })
-        .collect();
     let mut failures: Vec<String> = Vec::new();
     if !plan.changes.is_empty() && !observe {
         match ctx
@@ -349,19 +338,7 @@ pub async fn reconcile(
         out.host = Some(host.clone());
     }
 
-    out.topics = Some(
-        plan.topics
-            .iter()
-            .zip(states)
-            .map(|(t, r)| WebhookStatus {
-                topic: t.topic.clone(),
-                address: t.address.clone(),
-                id: r.id,
-                state: r.state,
-                message: r.message,
-            })
-            .collect(),
-    );
+    out.topics = Some(topic_statuses(&plan, states));
 
     // 6. WebhooksSynced.
     if out.webhooks.reason == Reason::InSync {
@@ -459,18 +436,28 @@ fn synced_condition(
 /// what the certificate gate is for (adoption, a no-op, a create or a
 /// repair at the current host are not moves).
 fn moves_host(plan: &Plan, listed: &[Subscription], host: &str) -> bool {
-    let host_of = |address: &str| {
-        address
-            .strip_prefix("https://")
-            .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
-    };
     plan.changes.iter().any(|c| match c {
-        Change::Update { id, address, .. } if host_of(address).as_deref() == Some(host) => listed
+        Change::Update { id, address, .. } if plan::https_host(address) == Some(host) => listed
             .iter()
             .find(|s| &s.id == id)
-            .is_some_and(|s| host_of(&s.address).as_deref() != Some(host)),
+            .is_some_and(|s| plan::https_host(&s.address) != Some(host)),
         _ => false,
     })
+}
+
+/// `status.webhooks`: each wanted subscription with where it stands.
+fn topic_statuses(plan: &Plan, states: Vec<Recorded>) -> Vec<WebhookStatus> {
+    plan.topics
+        .iter()
+        .zip(states)
+        .map(|(t, r)| WebhookStatus {
+            topic: t.topic.clone(),
+            address: t.address.clone(),
+            id: r.id,
+            state: r.state,
+            message: r.message,
+        })
+        .collect()
 }
 
 /// Where one wanted subscription stands after the apply.

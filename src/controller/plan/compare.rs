@@ -15,7 +15,7 @@ pub(super) fn https_path(address: &str) -> Option<&str> {
 }
 
 /// The host of an `https://host/path` address.
-fn https_host(address: &str) -> Option<&str> {
+pub(in crate::controller) fn https_host(address: &str) -> Option<&str> {
     let rest = address.strip_prefix("https://")?;
     Some(rest.split('/').next().unwrap_or(rest))
 }

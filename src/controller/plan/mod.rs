@@ -22,6 +22,8 @@
 //!   deletes; the rest are only counted.
 
 mod compare;
+
+pub(super) use compare::https_host;
 #[cfg(test)]
 mod tests;
 
