@@ -14,7 +14,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 use shopify_operator::crd::ShopifyShop;
 use shopify_sim::{Fixture, ShopFixture, TokenFixture};
-use support::{Env, wait_for};
+use support::Env;
 
 fn maybe<T: std::fmt::Debug + Clone + 'static>(
     s: impl Strategy<Value = T> + 'static,
@@ -146,6 +146,11 @@ async fn random_specs_are_rejected_or_reconciled_without_panic() {
     let mut env = Env::new("random", fixture).await;
     env.token_secret("tok", "shpat_random").await;
     env.ingress("oms", "oms.popsockets.com").await;
+    // The client's waits and retries too, for the failure message.
+    env.operator_args.push((
+        "RUST_LOG".into(),
+        "info,shopify_operator=debug,shopify_admin=debug".into(),
+    ));
     env.start_operator("5m");
 
     let mut runner = TestRunner::new(Config {
@@ -187,19 +192,45 @@ async fn random_specs_are_rejected_or_reconciled_without_panic() {
         !accepted.is_empty() && rejected > 0,
         "the generator should produce both kinds"
     );
-    wait_for(
-        "every accepted shop has a status for its generation",
-        Duration::from_secs(90),
-        || async {
-            for name in &accepted {
-                let shop = env.shops().get(name).await.ok()?;
-                let status = shop.status?;
-                (status.observed_generation == shop.metadata.generation).then_some(())?;
+    // Every accepted shop gets a status for its generation; if not, the
+    // failure says which shops, their specs and conditions, and what the
+    // operator logged (the specs are random: this is all there is to go by).
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut waiting = Vec::new();
+        for name in &accepted {
+            let shop = env.shops().get(name).await.ok();
+            let observed = shop.as_ref().and_then(|s| {
+                s.status
+                    .as_ref()
+                    .map(|st| st.observed_generation == s.metadata.generation)
+            });
+            if observed != Some(true) {
+                let conditions: Vec<String> = shop
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .map(|st| {
+                        st.conditions
+                            .iter()
+                            .map(|c| format!("{}={} {}", c.type_, c.status, c.reason))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let spec = shop.map(|s| serde_json::to_string(&s.spec).unwrap_or_default());
+                waiting.push(format!("{name}: {conditions:?} spec {spec:?}"));
             }
-            Some(())
-        },
-    )
-    .await;
+        }
+        if waiting.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after 90s waiting for every accepted shop to have a status for its generation:\n{}\noperator log:\n{}",
+            waiting.join("\n"),
+            env.operator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let op = env.operator.as_mut().unwrap();
     assert!(op.exited().is_none(), "the operator exited");
     let log = env.operator_log();
