@@ -98,6 +98,9 @@ reasons! {
     InvalidSpec,
     /// The spec uses a field the shop's Admin API version does not have.
     UnsupportedForApiVersion,
+    /// The spec names a topic that is not in Shopify's
+    /// `WebhookSubscriptionTopic` enum.
+    UnknownTopic,
     /// Shopify's answer could not be understood.
     ShopifyProtocolError,
     /// The token lacks the scopes some topics need.
@@ -203,6 +206,9 @@ impl Reason {
             Reason::UnsupportedForApiVersion => {
                 "raise spec.adminApiVersion to the version the message names, or drop the field"
             }
+            Reason::UnknownTopic => {
+                "fix the topic's spelling (REST form, as in Shopify's webhook topic list)"
+            }
             Reason::ShopifyProtocolError => {
                 "an answer the operator could not read: report it with the operator's logs"
             }
@@ -255,6 +261,7 @@ impl Reason {
             | Reason::ShopifyUserError
             | Reason::InvalidSpec
             | Reason::UnsupportedForApiVersion
+            | Reason::UnknownTopic
             | Reason::MissingScopes
             | Reason::InvalidSchedule
             | Reason::SyncFailing

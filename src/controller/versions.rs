@@ -1,8 +1,11 @@
-//! Which spec fields the shop's Admin API version has: a field Shopify's
-//! version does not know would fail the whole mutation document, so a spec
-//! that uses one is refused before anything is sent. Pure.
+//! What Shopify would refuse in the whole mutation document: a spec field
+//! the shop's Admin API version does not have, or a topic that is not in
+//! Shopify's `WebhookSubscriptionTopic` enum. Either fails every change of
+//! the document (GraphQL validates variables before executing anything) and
+//! retrying cannot help, so a spec that has one is refused before anything
+//! is sent. Pure.
 
-use shopify_admin::ApiVersion;
+use shopify_admin::{ApiVersion, KNOWN_TOPICS};
 
 use crate::crd::WebhooksSpec;
 
@@ -22,6 +25,29 @@ pub fn unsupported_field(spec: &WebhooksSpec, version: ApiVersion) -> Option<(St
         }
     }
     None
+}
+
+/// The first topic of the spec (as its path and the topic) that is not one
+/// of the topics Shopify documents: `("spec.webhooks.topics[1]", "order/create")`.
+/// The schema only checks the shape (`a/b`), and Shopify answers an unknown
+/// enum value with a GraphQL error that rejects the whole document.
+pub fn unknown_topic(spec: &WebhooksSpec) -> Option<(String, String)> {
+    let known = |t: &str| KNOWN_TOPICS.contains(&t);
+    let shorthand = spec
+        .topics
+        .iter()
+        .enumerate()
+        .map(|(j, t)| (format!("spec.webhooks.topics[{j}]"), t));
+    let entries = spec.subscriptions.iter().enumerate().flat_map(|(i, e)| {
+        e.topics
+            .iter()
+            .enumerate()
+            .map(move |(j, t)| (format!("spec.webhooks.subscriptions[{i}].topics[{j}]"), t))
+    });
+    shorthand
+        .chain(entries)
+        .find(|(_, t)| !known(t))
+        .map(|(at, t)| (at, t.clone()))
 }
 
 #[cfg(test)]
@@ -75,5 +101,27 @@ mod tests {
             unsupported_field(&spec("{topics: [orders/paid]}"), v("2024-01")),
             None
         );
+    }
+
+    #[test]
+    fn unknown_topics_are_named_with_their_path() {
+        let s = spec("{topics: [orders/paid, order/create]}");
+        assert_eq!(
+            unknown_topic(&s),
+            Some((
+                "spec.webhooks.subscriptions[1].topics[1]".into(),
+                "order/create".into()
+            ))
+        );
+        let s: WebhooksSpec = serde_norway::from_str(
+            "{endpoint: {host: oms.popsockets.com}, topics: [orders/create, kwcvxrq_/ico__y]}",
+        )
+        .unwrap();
+        assert_eq!(
+            unknown_topic(&s),
+            Some(("spec.webhooks.topics[1]".into(), "kwcvxrq_/ico__y".into()))
+        );
+        let s = spec("{topics: [customer.tags_added, audit_events/admin_api_activity]}");
+        assert_eq!(unknown_topic(&s), None);
     }
 }

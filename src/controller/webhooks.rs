@@ -191,8 +191,8 @@ pub async fn reconcile(
         return out;
     };
 
-    // A field the version lacks would fail the whole document: refuse the
-    // spec before anything is sent.
+    // A field the version lacks or a topic Shopify does not have would fail
+    // the whole document: refuse the spec before anything is sent.
     if let Some((field, first)) = version
         .parse()
         .ok()
@@ -207,6 +207,22 @@ pub async fn reconcile(
                 format!(
                     "{field} needs Admin API {first} or later; spec.adminApiVersion is {version}: \
                      nothing was sent"
+                ),
+            ),
+            shop,
+        );
+    }
+
+    if let Some((at, topic)) = super::versions::unknown_topic(spec) {
+        return Outcome::new(
+            token_ok,
+            Cond::new(
+                ConditionType::WebhooksSynced,
+                Status::False,
+                Reason::UnknownTopic,
+                format!(
+                    "{at} {topic:?} is not a webhook topic Shopify documents (check the spelling: \
+                     REST form, e.g. orders/create): nothing was sent"
                 ),
             ),
             shop,

@@ -28,7 +28,26 @@ pub(super) struct ShopState {
     pub(super) unit_cost: HashMap<&'static str, f64>,
     /// Learned `actualQueryCost` per unit, by operation.
     pub(super) unit_actual: HashMap<&'static str, f64>,
+    /// How many subscriptions the last complete listing found.
+    pub(super) listed: Option<usize>,
 }
+
+/// The first page of a listing: what the shop had last time plus room to
+/// grow, or [`FIRST_PAGE_UNKNOWN`]. A connection's requested cost scales
+/// with `first` and must be available in the bucket before Shopify runs the
+/// query (the unused part is refunded after), so a 250-node page needs a
+/// nearly full bucket on every pass: the app's other clients of the same
+/// shop (sync jobs) would hold the operator's listing back for seconds.
+fn first_page(listed: Option<usize>, page_size: u32) -> u32 {
+    let hint = listed.map_or(FIRST_PAGE_UNKNOWN, |n| {
+        u32::try_from(n.saturating_add(n / 2).saturating_add(10)).unwrap_or(u32::MAX)
+    });
+    hint.min(page_size).max(1)
+}
+
+/// The first page of a shop never listed: most shops of an app have a few
+/// dozen subscriptions; more are read on further pages.
+const FIRST_PAGE_UNKNOWN: u32 = 100;
 
 #[derive(Debug)]
 pub(super) struct Inner {
@@ -192,8 +211,9 @@ impl ShopifyClient {
         f(shops.entry(shop.to_owned()).or_default())
     }
 
-    /// Every webhook subscription of the shop, following `pageInfo` with
-    /// `first: page_size` (250).
+    /// Every webhook subscription of the shop, following `pageInfo`: the
+    /// first page sized to what the shop had last time, further pages of
+    /// `page_size` (250).
     pub async fn list_subscriptions(
         &self,
         shop: &str,
@@ -219,15 +239,20 @@ impl ShopifyClient {
         let mut subscriptions = Vec::new();
         let mut after: Option<String> = None;
         let mut cursors = HashSet::new();
-        let op = Op {
-            name: "list",
-            units: 1.0,
-            default_unit_cost: 2.0 + f64::from(self.inner.cfg.page_size),
-        };
-        let mut first = self.inner.cfg.page_size;
+        // The largest page the shop can pay for (shrunk if Shopify says a
+        // page costs more than its bucket holds).
+        let mut full = self.inner.cfg.page_size;
+        let mut first = first_page(self.with_shop(shop, |s| s.listed), full);
         let mut pages = 0;
         while pages < self.inner.cfg.max_pages {
             let cursor = after.as_deref();
+            // Cost scales with the page: learned per node, so a small page
+            // reserves little of the bucket.
+            let op = Op {
+                name: "list",
+                units: f64::from(first),
+                default_unit_cost: 4.0,
+            };
             let build =
                 |sv: ApiVersion| graphql::list_document(sv, first.min(graphql::max_list_page(sv)), cursor);
             let ok = match self
@@ -245,6 +270,8 @@ impl ShopifyClient {
                         first / 2
                     }
                     .max(1);
+                    full = full.min(first);
+                    full = full.min(first);
                     tracing::info!(
                         shop,
                         requested,
@@ -260,13 +287,21 @@ impl ShopifyClient {
             let page = parse::parse_page(&ok)?;
             subscriptions.extend(page.subscriptions);
             match page.next {
-                None => return Ok(Listing { subscriptions, meta }),
+                None => {
+                    let n = subscriptions.len();
+                    self.with_shop(shop, |s| s.listed = Some(n));
+                    return Ok(Listing { subscriptions, meta });
+                }
                 Some(c) if !cursors.insert(c.clone()) => {
                     return Err(ShopifyError::Protocol(format!(
                         "pagination cursor {c:?} repeated"
                     )));
                 }
-                Some(c) => after = Some(c),
+                Some(c) => {
+                    after = Some(c);
+                    // There are more than expected: read the rest in full pages.
+                    first = full;
+                }
             }
         }
         Err(ShopifyError::Protocol(format!(
@@ -474,6 +509,16 @@ impl ShopifyClient {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn first_page_fits_what_the_shop_had() {
+        assert_eq!(first_page(None, 250), FIRST_PAGE_UNKNOWN);
+        assert_eq!(first_page(None, 20), 20);
+        assert_eq!(first_page(Some(0), 250), 10);
+        assert_eq!(first_page(Some(9), 250), 23);
+        assert_eq!(first_page(Some(200), 250), 250);
+        assert_eq!(first_page(Some(usize::MAX), 250), 250);
+    }
+
     use super::*;
 
     fn client(cfg: ClientConfig) -> ShopifyClient {
