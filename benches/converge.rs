@@ -341,6 +341,7 @@ fn fixture(n: usize) -> Fixture {
             })
             .collect(),
         app: None,
+        apps: Vec::new(),
     }
 }
 

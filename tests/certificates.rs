@@ -52,6 +52,7 @@ fn fixture() -> Fixture {
             old,
         )],
         app: None,
+        apps: Vec::new(),
     }
 }
 

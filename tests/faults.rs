@@ -43,6 +43,7 @@ fn shops(n: usize) -> Fixture {
             })
             .collect(),
         app: None,
+        apps: Vec::new(),
     }
 }
 

@@ -140,6 +140,7 @@ fn fixture() -> Fixture {
             client_secret: APP_SECRET.into(),
             previous_client_secret: None,
         }),
+        apps: Vec::new(),
     }
 }
 

@@ -44,6 +44,7 @@ fn fixture(secret: &str, previous: Option<&str>) -> Fixture {
             client_secret: secret.into(),
             previous_client_secret: previous.map(str::to_owned),
         }),
+        apps: Vec::new(),
     }
 }
 
@@ -358,6 +359,7 @@ async fn app_uninstalled_stops_work_keeps_the_secret_and_a_new_token_resumes() {
     env.sim.load(Fixture {
         shops: vec![shop(DOMAIN, "shpat_after_reinstall")],
         app: None,
+        apps: Vec::new(),
     });
     let api: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
     let mut s = token_secret(&env).await;

@@ -25,6 +25,7 @@ fn fixture(domain: &str, token: &str) -> Fixture {
             ..Default::default()
         }],
         app: None,
+        apps: Vec::new(),
     }
 }
 

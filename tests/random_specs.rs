@@ -142,6 +142,7 @@ async fn random_specs_are_rejected_or_reconciled_without_panic() {
             ..Default::default()
         }],
         app: None,
+        apps: Vec::new(),
     };
     let mut env = Env::new("random", fixture).await;
     env.token_secret("tok", "shpat_random").await;

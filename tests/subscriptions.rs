@@ -27,6 +27,7 @@ fn fixture(domain: &str, subs: Vec<SubscriptionFixture>) -> Fixture {
             subs,
         )],
         app: None,
+        apps: Vec::new(),
     }
 }
 

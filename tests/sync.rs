@@ -35,6 +35,7 @@ fn fixture() -> Fixture {
             ..Default::default()
         }],
         app: None,
+        apps: Vec::new(),
     }
 }
 

@@ -38,6 +38,7 @@ fn fixture() -> Fixture {
             client_secret: "secret-1".into(),
             ..Default::default()
         }),
+        apps: Vec::new(),
     }
 }
 

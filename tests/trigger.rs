@@ -323,6 +323,7 @@ async fn the_simulator_delivers_signed_webhooks_to_every_subscription_of_a_topic
             client_secret: APP_SECRET.into(),
             ..Default::default()
         }),
+        apps: Vec::new(),
     });
     sim.add_subscription(
         DOMAIN,

@@ -55,6 +55,7 @@ fn one_shop(domain: &str, token: &str, subs: &[(&str, &str)]) -> Fixture {
                 .collect(),
         }],
         app: None,
+        apps: Vec::new(),
     }
 }
 
@@ -162,6 +163,7 @@ async fn ingress_host_change_repoints_referencing_shops_only() {
     let mut fixture = Fixture {
         shops: Vec::new(),
         app: None,
+        apps: Vec::new(),
     };
     for (i, domain) in [
         "a-shop.myshopify.com",

@@ -151,10 +151,15 @@ async fn expire_refresh(State(app): State<Arc<App>>, Path(shop): Path<String>) -
     }
 }
 
+/// `{"scopes"?, "clientId"?}`: without `clientId` the code goes to the
+/// first app, as [`super::Sim::issue_code`] does.
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 struct CodeRequest {
     #[serde(default)]
     scopes: Option<Vec<String>>,
+    #[serde(default)]
+    client_id: Option<String>,
 }
 
 async fn issue_code(State(app): State<Arc<App>>, Path(shop): Path<String>, body: Bytes) -> Response {
@@ -166,7 +171,7 @@ async fn issue_code(State(app): State<Arc<App>>, Path(shop): Path<String>, body:
             Err(e) => return bad_request(e),
         }
     };
-    match app.state.issue_code(&shop, req.scopes) {
+    match app.state.issue_code(&shop, req.client_id.as_deref(), req.scopes) {
         Some(code) => ok(json!({"code": code})),
         None => unknown_shop(),
     }

@@ -5,9 +5,10 @@
 //!
 //! The `hmac` is computed here, independently of the client's verifier:
 //! HMAC-SHA256 (hex) over the decoded parameters without `hmac`, sorted by
-//! key and joined as `k=v` with `&`, keyed with the app's *oldest unrevoked*
-//! secret — the previous one while a rotation is under way (§8). No network
-//! access beyond answering the request.
+//! key and joined as `k=v` with `&`, keyed with the *oldest unrevoked*
+//! secret of the app named by `client_id` — the previous one while a
+//! rotation is under way (§8). The code in the callback is bound to that
+//! app. No network access beyond answering the request.
 
 use super::http::{App, json_response, status_body};
 use super::state::shop_key;
@@ -64,19 +65,14 @@ pub(crate) async fn authorize(
     let get = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     let (client_id, signing_secret) = {
         let g = app.state.lock();
-        match &g.app {
-            Some(a) => (
-                a.client_id.clone(),
-                a.previous_client_secret
-                    .clone()
-                    .unwrap_or_else(|| a.client_secret.clone()),
-            ),
-            None => return oauth_page_error("no app is configured in the simulator"),
+        if g.apps.is_empty() {
+            return oauth_page_error("no app is configured in the simulator");
+        }
+        match get("client_id").as_deref().and_then(|id| g.app(id)) {
+            Some(a) => (a.client_id.clone(), a.signing_secret().to_owned()),
+            None => return oauth_page_error("The client_id is not valid"),
         }
     };
-    if get("client_id").as_deref() != Some(client_id.as_str()) {
-        return oauth_page_error("The client_id is not valid");
-    }
     let Some(redirect) = get("redirect_uri").and_then(|r| url::Url::parse(&r).ok()) else {
         return oauth_page_error("The redirect_uri is missing or not an absolute URL");
     };
@@ -92,7 +88,7 @@ pub(crate) async fn authorize(
         .collect();
     let Some(code) = app
         .state
-        .issue_code(&shop, (!scopes.is_empty()).then_some(scopes))
+        .issue_code(&shop, Some(&client_id), (!scopes.is_empty()).then_some(scopes))
     else {
         return json_response(404, &status_body(404));
     };

@@ -8,7 +8,9 @@
 //!
 //! Shopify signs a delivery with the app's oldest unrevoked secret (the
 //! previous one during a rotation), as base64 HMAC-SHA256 of the raw body
-//! in `X-Shopify-Hmac-Sha256` (shared/shopify-api.md §8).
+//! in `X-Shopify-Hmac-Sha256` (shared/shopify-api.md §8). With several apps
+//! loaded, the first one signs: subscriptions here do not record the app
+//! that created them (Shopify's do, since each app sees only its own).
 
 use std::sync::Arc;
 
@@ -63,16 +65,13 @@ pub(crate) async fn deliveries(State(app): State<Arc<App>>, Json(req): Json<Deli
         if !g.shops.contains_key(&shop_key(&req.shop)) {
             return json_response(404, &json!({"error": format!("unknown shop {}", req.shop)}));
         }
-        let Some(app_creds) = g.app.as_ref() else {
+        let Some(app_creds) = g.first_app() else {
             return json_response(
                 409,
                 &json!({"error": "no app credentials loaded: deliveries are signed with the app's secret"}),
             );
         };
-        app_creds
-            .previous_client_secret
-            .clone()
-            .unwrap_or_else(|| app_creds.client_secret.clone())
+        app_creds.signing_secret().to_owned()
     };
     let wanted = topics::rest_to_enum(topic);
     let subs: Vec<_> = app

@@ -1,22 +1,33 @@
 //! Fixtures: the shops, tokens, subscriptions and app credentials a
 //! simulator starts with (YAML or JSON, camelCase keys).
+//!
+//! One simulator can serve several apps (say a staging and a production
+//! Partners app): `app` is "the" app, the first one, and `apps` adds more.
+//! Apps are keyed by `clientId`, as Shopify's OAuth endpoints key them.
 
 use super::topics;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 
-/// A set of shops (added or replaced on load) and optionally the app whose
-/// credentials the OAuth endpoint accepts.
+/// A set of shops (added or replaced on load) and optionally the apps whose
+/// credentials the OAuth endpoints accept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fixture {
     /// Shops to add; a shop with a domain already loaded is replaced whole.
     #[serde(default)]
     pub shops: Vec<ShopFixture>,
-    /// The app's client credentials; `None` keeps the current ones.
+    /// The app's client credentials; `None` keeps the current ones. It is
+    /// the first app: it replaces the first app already loaded, and webhook
+    /// deliveries are signed with its secret.
     #[serde(default)]
     pub app: Option<AppFixture>,
+    /// More apps, each added, or replaced if an app with its `clientId` is
+    /// loaded. When no app is loaded yet and `app` is `None`, the first of
+    /// them becomes the first app.
+    #[serde(default)]
+    pub apps: Vec<AppFixture>,
 }
 
 /// One shop.
@@ -110,7 +121,7 @@ pub struct MetafieldIdentifier {
     pub key: String,
 }
 
-/// The app's OAuth client credentials (`Debug` hides the secret).
+/// An app's OAuth client credentials (`Debug` hides the secrets).
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppFixture {
@@ -150,7 +161,26 @@ impl fmt::Debug for AppFixture {
     }
 }
 
+impl AppFixture {
+    /// The secret Shopify signs with: the oldest unrevoked one.
+    pub(crate) fn signing_secret(&self) -> &str {
+        self.previous_client_secret
+            .as_deref()
+            .unwrap_or(&self.client_secret)
+    }
+
+    /// During a rotation both the new and the old secret authenticate.
+    pub(crate) fn accepts_secret(&self, secret: &str) -> bool {
+        secret == self.client_secret || self.previous_client_secret.as_deref() == Some(secret)
+    }
+}
+
 impl Fixture {
+    /// `app`, then `apps`, in load order.
+    pub(crate) fn all_apps(&self) -> impl Iterator<Item = &AppFixture> {
+        self.app.iter().chain(&self.apps)
+    }
+
     /// Reads a YAML (or JSON, which is YAML) fixture file and validates it.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, String> {
         let path = path.as_ref();
@@ -166,8 +196,20 @@ impl Fixture {
     }
 
     /// Rejects what the simulator could not load faithfully: unknown or
-    /// compliance topics, unknown formats, malformed or duplicate domains.
+    /// compliance topics, unknown formats, malformed or duplicate domains,
+    /// and apps listed twice (which secret would win is not obvious).
     pub fn validate(&self) -> Result<(), String> {
+        let mut ids = std::collections::HashSet::new();
+        for app in self.all_apps() {
+            if !ids.insert(app.client_id.as_str()) {
+                return Err(format!("app {:?} listed twice", app.client_id));
+            }
+        }
+        // An empty id would match a request that sends `client_id=`; `app`
+        // still takes one, as it always has.
+        if self.apps.iter().any(|a| a.client_id.is_empty()) {
+            return Err("apps: empty clientId".into());
+        }
         let mut seen = std::collections::HashSet::new();
         for shop in &self.shops {
             let d = shop.domain.to_ascii_lowercase();

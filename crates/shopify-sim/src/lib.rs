@@ -7,8 +7,11 @@
 //!   (async-graphql) over a schema subset with Shopify's names, version
 //!   dependent fields, `userErrors`, the documented cost model and a leaky
 //!   bucket per shop;
-//! - `POST /{shop}/admin/oauth/access_token` — authorization-code and
-//!   refresh-token grants;
+//! - `GET /{shop}/admin/oauth/authorize` and
+//!   `POST /{shop}/admin/oauth/access_token` — the consent redirect and the
+//!   authorization-code, refresh-token and token-exchange grants, for one or
+//!   several apps (a staging and a production app against one simulator),
+//!   told apart by `client_id`;
 //! - `/_sim/...` — a JSON admin API for tests and rehearsals (fixtures,
 //!   counters, faults, latency, revocation).
 //!
@@ -70,7 +73,7 @@ pub struct SimConfig {
     pub bucket_size: f64,
     /// Cost points restored per second (100 = Standard plan).
     pub restore_rate: f64,
-    /// Shops and app credentials loaded at start.
+    /// Shops and apps loaded at start.
     pub fixture: Fixture,
     /// Versions served (`YYYY-MM` or `unstable`); older requests fall forward
     /// to the oldest of these. Default [`DEFAULT_VERSIONS`], fixed so tests
@@ -219,8 +222,9 @@ impl Sim {
         format!("http://{}/{shop}/admin/api/{version}/graphql.json", self.addr)
     }
 
-    /// Adds or replaces shops (and the app credentials, if given). Entries
-    /// that [`Fixture::validate`] would refuse are skipped with a warning.
+    /// Adds or replaces shops and apps (see [`Fixture::app`] and
+    /// [`Fixture::apps`]). Entries that [`Fixture::validate`] would refuse
+    /// are skipped with a warning.
     pub fn load(&self, fixture: Fixture) {
         self.state.load(fixture);
     }
@@ -284,8 +288,17 @@ impl Sim {
 
     /// Issues a single-use OAuth authorization code for the shop, with the
     /// given scopes or the shop's fixture scopes; `None` for unknown shops.
+    /// The code is bound to whichever app is first when it is exchanged;
+    /// [`Sim::issue_code_for`] binds it to a given app.
     pub fn issue_code(&self, shop: &str, scopes: Option<Vec<String>>) -> Option<String> {
-        self.state.issue_code(shop, scopes)
+        self.state.issue_code(shop, None, scopes)
+    }
+
+    /// Like [`Sim::issue_code`], for the app with `client_id`: only that app
+    /// can exchange the code, as with a code from the authorize page. The
+    /// app need not be loaded yet; until it is, nobody can exchange the code.
+    pub fn issue_code_for(&self, shop: &str, client_id: &str, scopes: Option<Vec<String>>) -> Option<String> {
+        self.state.issue_code(shop, Some(client_id), scopes)
     }
 
     /// The shop's bucket as the next response would report it.

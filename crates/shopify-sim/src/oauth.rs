@@ -2,6 +2,12 @@
 //! `POST /{shop}/admin/oauth/access_token` endpoint (authorization-code and
 //! refresh-token grants, fact sheet §6–§7).
 //!
+//! With several apps loaded, the client is authenticated by its own
+//! `client_id` and secret, and an authorization code is bound to the app it
+//! was issued to: another app presenting it gets the same answer as for an
+//! unknown code. Access and refresh tokens belong to the shop, not to an
+//! app, so any configured app can refresh or migrate them.
+//!
 //! The rule that matters for a client: after a refresh, the *previous*
 //! refresh token keeps working until the newly issued access token is first
 //! used (or the new refresh token is), so a refresh whose response was lost
@@ -71,10 +77,14 @@ pub(crate) struct Migration {
     at: Instant,
 }
 
-/// An authorization code issued through the admin API, single use.
+/// An authorization code, single use.
 pub(crate) struct CodeGrant {
     shop: String,
     scopes: Vec<String>,
+    /// The app it was issued to. `None` (a code from the handle or the admin
+    /// API that names no app) means the first app at exchange time, so
+    /// tests that load their app after issuing codes keep working.
+    client_id: Option<String>,
 }
 
 /// Why a request could not be authenticated.
@@ -165,9 +175,15 @@ impl SimState {
         true
     }
 
-    /// Issues a single-use authorization code, as the authorize redirect
-    /// would. `scopes` defaults to the shop's fixture scopes.
-    pub fn issue_code(&self, shop: &str, scopes: Option<Vec<String>>) -> Option<String> {
+    /// Issues a single-use authorization code to `client_id` (`None`: to
+    /// whichever app is first when it is exchanged), as the authorize
+    /// redirect would. `scopes` defaults to the shop's fixture scopes.
+    pub fn issue_code(
+        &self,
+        shop: &str,
+        client_id: Option<&str>,
+        scopes: Option<Vec<String>>,
+    ) -> Option<String> {
         let mut g = self.lock();
         let key = shop_key(shop);
         let default_scopes = g.shops.get(&key)?.scopes.clone();
@@ -177,6 +193,7 @@ impl SimState {
             CodeGrant {
                 shop: key,
                 scopes: scopes.unwrap_or(default_scopes),
+                client_id: client_id.map(str::to_owned),
             },
         );
         Some(code)
@@ -195,13 +212,10 @@ impl SimState {
         }
         let id = param(params, "client_id");
         let secret = param(params, "client_secret");
-        // During a rotation both the new and the old secret authenticate.
-        let app_ok = g.app.as_ref().is_some_and(|app| {
-            id.as_deref() == Some(app.client_id.as_str())
-                && secret.as_deref().is_some_and(|s| {
-                    s == app.client_secret || app.previous_client_secret.as_deref() == Some(s)
-                })
-        });
+        let app_ok = id
+            .as_deref()
+            .and_then(|id| g.app(id))
+            .is_some_and(|app| secret.as_deref().is_some_and(|s| app.accepts_secret(s)));
         if !app_ok {
             // [U]: Shopify's exact status/body for bad client credentials.
             return Err(oauth_error(401, "invalid_client", "Client authentication failed"));
@@ -211,7 +225,13 @@ impl SimState {
         let (scopes, expiring, parent) = match grant.as_deref() {
             None | Some("authorization_code") => {
                 let code = param(params, "code").unwrap_or_default();
-                let valid = g.codes.get(&code).is_some_and(|c| c.shop == key);
+                let first = g.first_app().map(|a| a.client_id.as_str());
+                // [U]: whether Shopify burns a code another app presented;
+                // here it stays usable by the app it was issued to.
+                let valid = g
+                    .codes
+                    .get(&code)
+                    .is_some_and(|c| c.shop == key && c.client_id.as_deref().or(first) == id.as_deref());
                 if !valid {
                     return Err(oauth_error(
                         400,

@@ -1,7 +1,7 @@
 //! The simulator's shared state: shops, their subscriptions and buckets,
-//! counters, armed faults and OAuth codes, behind one mutex that is never
-//! held across an `.await` (the subscription rules are in `subs.rs`, the
-//! token rules in `oauth.rs`).
+//! counters, armed faults, the apps and OAuth codes, behind one mutex that
+//! is never held across an `.await` (the subscription rules are in
+//! `subs.rs`, the token rules in `oauth.rs`).
 
 use super::bucket::{Bucket, ThrottleStatus};
 use super::counters::Counters;
@@ -36,7 +36,9 @@ pub(crate) struct Inner {
     pub faults: Vec<Armed>,
     /// Armed [`Fault::RefuseFilter`]s, consulted by the subscription rules.
     pub filter_refusals: Vec<FilterRefusal>,
-    pub app: Option<AppFixture>,
+    /// Every app; the first is "the" app (see [`Fixture::app`]). Few enough
+    /// that a scan beats a map, and a map would lose which one is first.
+    pub apps: Vec<AppFixture>,
     pub codes: HashMap<String, CodeGrant>,
     next_sub_id: u64,
 }
@@ -65,6 +67,47 @@ impl Inner {
         self.next_sub_id += 1;
         id
     }
+
+    /// The app with this `client_id`.
+    pub fn app(&self, client_id: &str) -> Option<&AppFixture> {
+        self.apps.iter().find(|a| a.client_id == client_id)
+    }
+
+    /// "The" app of a single-app fixture: the one deliveries are signed
+    /// with and codes issued without a client are bound to.
+    pub fn first_app(&self) -> Option<&AppFixture> {
+        self.apps.first()
+    }
+}
+
+/// `app` takes the first slot, as it replaced the one app before there were
+/// several; `apps` entries are added or replaced by `client_id`. Entries the
+/// fixture validation would refuse (an empty id) are skipped.
+fn merge_apps(loaded: &mut Vec<AppFixture>, app: Option<AppFixture>, apps: Vec<AppFixture>) {
+    if let Some(app) = app {
+        // Otherwise the same client_id would end up listed twice.
+        if let Some(i) = loaded
+            .iter()
+            .position(|a| a.client_id == app.client_id)
+            .filter(|&i| i > 0)
+        {
+            loaded.remove(i);
+        }
+        match loaded.first_mut() {
+            Some(first) => *first = app,
+            None => loaded.push(app),
+        }
+    }
+    for app in apps {
+        if app.client_id.is_empty() {
+            tracing::warn!("skipping fixture app with an empty clientId");
+            continue;
+        }
+        match loaded.iter_mut().find(|a| a.client_id == app.client_id) {
+            Some(slot) => *slot = app,
+            None => loaded.push(app),
+        }
+    }
 }
 
 impl SimState {
@@ -83,7 +126,7 @@ impl SimState {
                 counters: HashMap::new(),
                 faults: Vec::new(),
                 filter_refusals: Vec::new(),
-                app: None,
+                apps: Vec::new(),
                 codes: HashMap::new(),
                 next_sub_id: 1,
             }),
@@ -111,13 +154,12 @@ impl SimState {
         self.latency_us.store(d.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// Adds or replaces shops. Entries the fixture validation would refuse
-    /// are skipped with a warning, so a bad entry cannot take a server down.
+    /// Adds or replaces shops and apps. Entries the fixture validation would
+    /// refuse are skipped with a warning, so a bad entry cannot take a
+    /// server down.
     pub fn load(&self, fixture: Fixture) {
         let mut g = self.lock();
-        if let Some(app) = fixture.app {
-            g.app = Some(app);
-        }
+        merge_apps(&mut g.apps, fixture.app, fixture.apps);
         for shop in fixture.shops {
             let key = shop_key(&shop.domain);
             let built = self.build_shop(&mut g, shop);
@@ -219,7 +261,7 @@ impl SimState {
 
     /// Every secret value the simulator knows or has issued: access and
     /// refresh tokens (also revoked and retired ones), authorization codes
-    /// and the app's client secrets.
+    /// and the apps' client secrets.
     pub fn known_secrets(&self) -> Vec<String> {
         let g = self.lock();
         let mut out: Vec<String> = g
@@ -229,7 +271,7 @@ impl SimState {
             .chain(g.codes.keys())
             .cloned()
             .collect();
-        if let Some(app) = &g.app {
+        for app in &g.apps {
             out.push(app.client_secret.clone());
             out.extend(app.previous_client_secret.clone());
         }
@@ -309,5 +351,50 @@ impl SimState {
             .shops
             .get(&shop_key(shop))
             .map(|s| (s.name.clone(), s.plan.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str, secret: &str) -> AppFixture {
+        AppFixture {
+            client_id: id.into(),
+            client_secret: secret.into(),
+            previous_client_secret: None,
+        }
+    }
+
+    fn ids(apps: &[AppFixture]) -> Vec<(&str, &str)> {
+        apps.iter()
+            .map(|a| (a.client_id.as_str(), a.client_secret.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn app_replaces_the_first_app_and_apps_merge_by_client_id() {
+        let mut loaded = Vec::new();
+        merge_apps(&mut loaded, Some(app("a", "1")), vec![app("b", "1")]);
+        assert_eq!(ids(&loaded), [("a", "1"), ("b", "1")]);
+        // A rotation of the first app keeps the others.
+        merge_apps(&mut loaded, Some(app("a", "2")), vec![]);
+        assert_eq!(ids(&loaded), [("a", "2"), ("b", "1")]);
+        merge_apps(
+            &mut loaded,
+            None,
+            vec![app("b", "2"), app("c", "1"), app("", "x")],
+        );
+        assert_eq!(ids(&loaded), [("a", "2"), ("b", "2"), ("c", "1")]);
+        // Promoting a later app to `app` must not leave it listed twice.
+        merge_apps(&mut loaded, Some(app("c", "2")), vec![]);
+        assert_eq!(ids(&loaded), [("c", "2"), ("b", "2")]);
+    }
+
+    #[test]
+    fn apps_alone_make_their_first_the_first_app() {
+        let mut loaded = Vec::new();
+        merge_apps(&mut loaded, None, vec![app("s", "1"), app("p", "1")]);
+        assert_eq!(ids(&loaded), [("s", "1"), ("p", "1")]);
     }
 }

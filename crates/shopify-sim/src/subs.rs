@@ -471,7 +471,7 @@ mod tests {
                 domain: "a.myshopify.com".into(),
                 ..Default::default()
             }],
-            app: None,
+            ..Default::default()
         });
         s
     }

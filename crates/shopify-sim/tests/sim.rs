@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{OTHER, OTHER_TOKEN, SHOP, TOKEN, gql, gql_as, post_graphql, user_errors};
+use common::{
+    OTHER, OTHER_TOKEN, SHOP, TOKEN, authorize_url, gql, gql_as, post_graphql, token_request, user_errors,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use shopify_sim::{
@@ -35,6 +37,7 @@ fn fixture() -> Fixture {
             client_secret: CLIENT_SECRET.into(),
             ..Default::default()
         }),
+        apps: Vec::new(),
     }
 }
 
@@ -734,34 +737,6 @@ async fn versions_fall_forward_and_the_header_says_so() {
     assert!(r.deprecated.is_some(), "displayName is deprecated from 2025-07");
 }
 
-async fn token_request(
-    http: &reqwest::Client,
-    sim: &Sim,
-    shop: &str,
-    params: Value,
-    form: bool,
-) -> (StatusCode, Value) {
-    let url = format!("http://{}/{shop}/admin/oauth/access_token", sim.addr());
-    let req = if form {
-        let pairs: Vec<(String, String)> = params
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                )
-            })
-            .collect();
-        http.post(url).form(&pairs)
-    } else {
-        http.post(url).json(&params)
-    };
-    let r = req.send().await.unwrap();
-    (r.status(), r.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn oauth_code_exchange_and_refresh_keep_the_previous_refresh_token_until_first_use() {
     let sim = start().await;
@@ -910,15 +885,7 @@ async fn the_authorize_page_redirects_with_a_signed_callback_and_a_single_use_co
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let authorize = |client_id: &str, redirect: &str| {
-        let q: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("client_id", client_id)
-            .append_pair("scope", "read_orders")
-            .append_pair("redirect_uri", redirect)
-            .append_pair("state", "nonce-1")
-            .finish();
-        format!("http://{}/{SHOP}/admin/oauth/authorize?{q}", sim.addr())
-    };
+    let authorize = |client_id: &str, redirect: &str| authorize_url(&sim, SHOP, client_id, redirect);
     let r = http
         .get(authorize("someone-else", "https://app.example/cb"))
         .send()

@@ -33,6 +33,7 @@ fn fixture() -> Fixture {
             client_secret: "secret".into(),
             ..Default::default()
         }),
+        apps: Vec::new(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the simulator's HTTP tests share: the two shops' names and tokens,
-//! a raw GraphQL POST that keeps the headers we look at, and userErrors.
+//! a raw GraphQL POST that keeps the headers we look at, userErrors, and
+//! the OAuth requests.
 #![allow(dead_code)]
 
 use reqwest::StatusCode;
@@ -85,4 +86,46 @@ pub fn user_errors(body: &Value, alias: &str) -> Vec<(Value, String)> {
         .iter()
         .map(|e| (e["field"].clone(), e["message"].as_str().unwrap().to_string()))
         .collect()
+}
+
+/// POSTs `params` to `shop`'s token endpoint, as JSON or as a form (values
+/// that are not strings sent as their JSON text); status and JSON body.
+pub async fn token_request(
+    http: &reqwest::Client,
+    sim: &Sim,
+    shop: &str,
+    params: Value,
+    form: bool,
+) -> (StatusCode, Value) {
+    let url = format!("http://{}/{shop}/admin/oauth/access_token", sim.addr());
+    let req = if form {
+        let pairs: Vec<(String, String)> = params
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .collect();
+        http.post(url).form(&pairs)
+    } else {
+        http.post(url).json(&params)
+    };
+    let r = req.send().await.unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+/// The authorize (consent) page of `shop` for `client_id`, asking for
+/// `read_orders` with state `nonce-1`.
+pub fn authorize_url(sim: &Sim, shop: &str, client_id: &str, redirect: &str) -> String {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", client_id)
+        .append_pair("scope", "read_orders")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("state", "nonce-1")
+        .finish();
+    format!("http://{}/{shop}/admin/oauth/authorize?{q}", sim.addr())
 }
