@@ -21,7 +21,8 @@ demo: control-plane
 ## Regenerate crds/ from the Rust types (and the chart's copy of it).
 crds:
 	$(CARGO) run -q -p shopify-operator --bin shopify-operator -- crd > crds/shopifyshop.yaml
-	cp crds/shopifyshop.yaml charts/shopify-operator/crds/shopifyshop.yaml
+	$(CARGO) run -q -p shopify-operator --bin shopify-operator -- crd --kind ShopifyApp > crds/shopifyapp.yaml
+	cp crds/shopifyshop.yaml crds/shopifyapp.yaml charts/shopify-operator/crds/
 
 ## Convergence benchmark (benches/converge.rs): N shops x 8 topics against
 ## shopify-sim (50 ms per request) and the local control plane, the operator

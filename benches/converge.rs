@@ -51,7 +51,6 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -741,7 +740,7 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
     let started = Instant::now();
     let cp = ControlPlane::start(Options {
         controller_manager: false,
-        crds: vec![ShopifyShop::crd()],
+        crds: shopify_operator::crd::all(),
     })
     .await?;
     let pids = child_pids();

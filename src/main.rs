@@ -18,8 +18,13 @@ enum Command {
     /// Run the controller against the cluster of the current kubeconfig or
     /// the in-cluster config.
     Run(Box<shopify_operator::run::RunArgs>),
-    /// Print the ShopifyShop CRD as YAML (what `crds/shopifyshop.yaml` holds).
-    Crd,
+    /// Print a CRD as YAML: ShopifyShop (`crds/shopifyshop.yaml`) or, with
+    /// `--kind ShopifyApp`, `crds/shopifyapp.yaml`.
+    Crd {
+        /// `ShopifyShop` or `ShopifyApp`.
+        #[arg(long, default_value = "ShopifyShop", value_parser = ["ShopifyShop", "ShopifyApp"])]
+        kind: String,
+    },
     /// Turn the old OMS database's table of Shopify tokens into token
     /// Secrets and ShopifyShops: YAML on stdout, one file per shop, or
     /// applied to the cluster.
@@ -51,8 +56,12 @@ fn main() -> std::process::ExitCode {
         e.exit()
     });
     match cli.command {
-        Command::Crd => {
-            print!("{}", crd::crd_yaml());
+        Command::Crd { kind } => {
+            if kind == "ShopifyApp" {
+                print!("{}", crd::app_crd_yaml());
+            } else {
+                print!("{}", crd::crd_yaml());
+            }
             std::process::ExitCode::SUCCESS
         }
         Command::Import(args) => {

@@ -166,7 +166,7 @@ pub enum RunError {
     #[error("leader election: {0}")]
     Lease(String),
     /// The CRD is not installed (or not readable with our permissions).
-    #[error("the ShopifyShop CRD {name} is not installed (apply crds/shopifyshop.yaml): {source}")]
+    #[error("the CRD {name} is not installed (apply crds/): {source}")]
     CrdMissing {
         /// The CRD's name.
         name: String,
@@ -192,14 +192,18 @@ pub fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Checks that the ShopifyShop CRD is served, so a missing install fails
-/// fast with a clear message instead of a watch that errors forever.
+/// Checks that the operator's CRDs (ShopifyShop, ShopifyApp) are served, so
+/// a missing install fails fast with a clear message instead of a watch
+/// that errors forever. (`helm upgrade` does not add CRDs: the ShopifyApp
+/// CRD is applied by hand once when upgrading from a release without it.)
 pub async fn check_crd(client: &Client) -> Result<(), RunError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let name = ShopifyShop::crd_name().to_string();
-    crds.get(&name)
-        .await
-        .map_err(|source| RunError::CrdMissing { name, source })?;
+    for name in [ShopifyShop::crd_name(), crate::crd::ShopifyApp::crd_name()] {
+        crds.get(name).await.map_err(|source| RunError::CrdMissing {
+            name: name.to_string(),
+            source,
+        })?;
+    }
     Ok(())
 }
 
@@ -250,6 +254,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             allowed_shops: args.allowed_shops.clone(),
             namespace: args.namespace.clone(),
             default_app: args.default_app_secret.clone(),
+            nonce_namespace: args
+                .lease_namespace
+                .clone()
+                .or_else(|| args.namespace.clone())
+                .unwrap_or_else(|| "default".into()),
         },
     );
     let ctx = Arc::new(Context::new(client.clone(), shopify, settings));

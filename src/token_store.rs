@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
-use crate::crd::ShopifyShop;
+use crate::crd::{ShopifyApp, ShopifyShop};
 use shopify_admin::{ClientSecret, TokenGrant};
 
 /// Secret key of the access token.
@@ -117,20 +117,27 @@ pub async fn app_credentials(
         .and_then(AppCredentials::from_secret))
 }
 
-/// The app credentials of `shop` (its `spec.app.secretRef`, in its
-/// namespace); `None` without `spec.app` or when the Secret or its keys are
-/// missing.
+/// The app credentials of `shop`, in its namespace: its `spec.app.secretRef`,
+/// else the `credentialsSecretRef` of the ShopifyApp its `spec.appRef`
+/// names. `None` without either, or when the app, the Secret or its keys
+/// are missing.
 pub async fn shop_app_credentials(
     client: &Client,
     shop: &ShopifyShop,
 ) -> Result<Option<AppCredentials>, kube::Error> {
-    match &shop.spec.app {
-        Some(app) => {
-            let ns = shop.namespace().unwrap_or_default();
-            app_credentials(client, &ns, &app.secret_ref.name).await
+    let ns = shop.namespace().unwrap_or_default();
+    let secret = match (&shop.spec.app, &shop.spec.app_ref) {
+        (Some(app), _) => app.secret_ref.name.clone(),
+        (None, Some(r)) => {
+            let apps: Api<ShopifyApp> = Api::namespaced(client.clone(), &ns);
+            match apps.get_opt(&r.name).await? {
+                Some(app) => app.spec.credentials_secret_ref.name,
+                None => return Ok(None),
+            }
         }
-        None => Ok(None),
-    }
+        (None, None) => return Ok(None),
+    };
+    app_credentials(client, &ns, &secret).await
 }
 
 /// Stores a freshly granted token (OAuth install) in Secret `name`: creates

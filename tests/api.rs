@@ -2,7 +2,6 @@
 //! accepts and rejects (with the field named), immutability, the status
 //! subresource, no defaulting drift, and the printer columns.
 
-use kube::CustomResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -85,7 +84,7 @@ fn with(mut spec: Value, path: &str, value: Option<Value>) -> Value {
 }
 
 async fn api(ns: &str) -> Api<DynamicObject> {
-    let client = testenv::shared(|| vec![ShopifyShop::crd()])
+    let client = testenv::shared(shopify_operator::crd::all)
         .await
         .admin_client()
         .await
@@ -95,7 +94,7 @@ async fn api(ns: &str) -> Api<DynamicObject> {
 
 #[tokio::test]
 async fn seed_shops_are_accepted_and_stored_without_defaults() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let ns = cp.namespace("api-seed").await.unwrap();
     let shops = api(&ns).await;
     let seeds = [
@@ -383,7 +382,7 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
 
 #[tokio::test]
 async fn invalid_shops_are_rejected_with_the_field_named() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let ns = cp.namespace("api-invalid").await.unwrap();
     let shops = api(&ns).await;
     let cases = invalid_cases();
@@ -411,7 +410,7 @@ async fn invalid_shops_are_rejected_with_the_field_named() {
 
 #[tokio::test]
 async fn domain_is_immutable() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let ns = cp.namespace("api-immutable").await.unwrap();
     let shops = api(&ns).await;
     shops
@@ -444,7 +443,7 @@ async fn domain_is_immutable() {
 
 #[tokio::test]
 async fn status_subresource_round_trip() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let ns = cp.namespace("api-status").await.unwrap();
     let shops = api(&ns).await;
     let created = shops
@@ -485,7 +484,7 @@ async fn status_subresource_round_trip() {
 
 #[tokio::test]
 async fn kubectl_get_shows_the_columns() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let ns = cp.namespace("api-kubectl").await.unwrap();
     let shops = api(&ns).await;
     shops

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use rcgen::{CertificateParams, KeyPair, date_time_ymd};
 use serde_json::json;
 use shopify_operator::controller::certificate_resource;
-use shopify_operator::crd::ShopifyShop;
 use shopify_sim::{Fixture, SimConfig, SubscriptionFixture};
 use support::{Env, hack_tool, shop_fixture, spec, wait_for};
 
@@ -64,7 +62,12 @@ fn certificates(env: &Env) -> Api<DynamicObject> {
 /// An operator watching one shop whose subscriptions are at `OLD`, with
 /// cert-manager's CRD installed; Ready.
 async fn start(prefix: &str, endpoint: serde_json::Value) -> Env {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd(), certificate_crd()]).await;
+    let cp = testenv::shared(|| {
+        let mut c = shopify_operator::crd::all();
+        c.push(certificate_crd());
+        c
+    })
+    .await;
     let cfg = SimConfig {
         fixture: fixture(),
         ..Default::default()

@@ -23,12 +23,10 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shopify_operator::crd::ShopifyShop;
 use support::{Env, seed_fixture, spec, wait_for};
 use testenv::ControlPlane;
 
@@ -51,15 +49,17 @@ const WATCHED_RULES: &[&str] = &[
     "core/secrets: create get list update watch",
     "events.k8s.io/events: create patch",
     "networking.k8s.io/ingresses: get list watch",
+    "shopify-operator.dev/shopifyapps/status: patch",
+    "shopify-operator.dev/shopifyapps: get list watch",
     "shopify-operator.dev/shopifyshops/finalizers: update",
     "shopify-operator.dev/shopifyshops/status: patch",
-    "shopify-operator.dev/shopifyshops: get list patch watch",
+    "shopify-operator.dev/shopifyshops: create get list patch watch",
 ];
-/// The only cluster-scoped rule in namespaced mode: get on two CRDs by name,
-/// its own (the start-up check) and cert-manager's Certificate (is
+/// The only cluster-scoped rule in namespaced mode: get on three CRDs by
+/// name, its own (the start-up check) and cert-manager's Certificate (is
 /// cert-manager installed? — the certificate gate).
 const CRD_RULE: &str = "apiextensions.k8s.io/customresourcedefinitions\
-    [shopifyshops.shopify-operator.dev,certificates.cert-manager.io]: get";
+    [shopifyshops.shopify-operator.dev,shopifyapps.shopify-operator.dev,certificates.cert-manager.io]: get";
 /// cert-manager's Certificate CRD, as `hack/crds.sh` provides it.
 const CERTIFICATE_CRD_FILE: &str = "cert-manager.io_certificates.yaml";
 /// Leader election, in the release namespace.
@@ -67,6 +67,8 @@ const LEASE_RULES: &[&str] = &[
     "coordination.k8s.io/leases: create",
     "coordination.k8s.io/leases[so-shopify-operator]: get patch",
 ];
+/// Used OAuth nonces (one Lease each), in the release namespace.
+const NONCE_RULES: &[&str] = &["coordination.k8s.io/leases: create delete list"];
 
 // ---------------------------------------------------------------------------
 // helm and rendering
@@ -210,6 +212,10 @@ fn expected_roles(release_ns: &str, watch_ns: Option<&str>) -> BTreeMap<String, 
         format!("Role {release_ns}/{FULLNAME}-leader-election"),
         lines(LEASE_RULES),
     );
+    m.insert(
+        format!("Role {release_ns}/{FULLNAME}-oauth-nonces"),
+        lines(NONCE_RULES),
+    );
     m
 }
 
@@ -264,23 +270,32 @@ fn values_schema_rejects_typos_and_bad_values() {
 }
 
 #[test]
-fn chart_crd_is_the_committed_crd() {
-    let committed = std::fs::read(root().join("crds/shopifyshop.yaml")).unwrap();
-    let copy = std::fs::read(chart_dir().join("crds/shopifyshop.yaml")).unwrap();
-    assert!(
-        committed == copy,
-        "charts/shopify-operator/crds/shopifyshop.yaml differs from crds/shopifyshop.yaml: run `make crds`"
-    );
-    // And helm installs exactly that (CRDs come from crds/, not templates).
+fn chart_crds_are_the_committed_crds() {
+    // helm installs exactly these (CRDs come from crds/, not templates).
     let docs = render("operators", &[], true);
-    let rendered = one(&docs, "CustomResourceDefinition");
-    let want: Value = serde_norway::from_slice(&committed).unwrap();
-    assert_eq!(rendered, &want);
+    let rendered: Vec<&Value> = docs
+        .iter()
+        .filter(|d| kind_of(d) == "CustomResourceDefinition")
+        .collect();
+    assert_eq!(rendered.len(), 2, "ShopifyShop and ShopifyApp");
+    for file in ["shopifyshop.yaml", "shopifyapp.yaml"] {
+        let committed = std::fs::read(root().join("crds").join(file)).unwrap();
+        let copy = std::fs::read(chart_dir().join("crds").join(file)).unwrap();
+        assert!(
+            committed == copy,
+            "charts/shopify-operator/crds/{file} differs from crds/{file}: run `make crds`"
+        );
+        let want: Value = serde_norway::from_slice(&committed).unwrap();
+        assert!(
+            rendered.contains(&&want),
+            "helm does not install crds/{file} as committed"
+        );
+    }
     assert!(
         render("operators", &[], false)
             .iter()
             .all(|d| kind_of(d) != "CustomResourceDefinition"),
-        "the CRD must not also be a template"
+        "the CRDs must not also be templates"
     );
 }
 
@@ -663,7 +678,7 @@ async fn http_get(url: &str) -> Option<(u16, String)> {
 /// with the Deployment's environment, and drives the scenarios.
 async fn prove_rbac(namespaced: bool) {
     let _serial = SERIAL.lock().await;
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     // cert-manager's Certificate CRD, so that `can-i` knows the resource and
     // the operator finds cert-manager installed (and reads Certificates).
     let certificate_crd = third_party_crds(&[CERTIFICATE_CRD_FILE]);
@@ -775,6 +790,18 @@ async fn prove_rbac(namespaced: bool) {
         vec!["get", cert_crd],
         vec!["create", "leases.coordination.k8s.io", "-n", &release_ns],
         vec!["patch", &lease, "-n", &release_ns],
+        vec!["list", "leases.coordination.k8s.io", "-n", &release_ns],
+        vec!["delete", "leases.coordination.k8s.io", "-n", &release_ns],
+        vec!["create", "shopifyshops.shopify-operator.dev", "-n", &ns],
+        vec!["watch", "shopifyapps.shopify-operator.dev", "-n", &ns],
+        vec!["get", "shopifyapps.shopify-operator.dev", "-n", &ns],
+        vec![
+            "patch",
+            "shopifyapps.shopify-operator.dev",
+            "--subresource=status",
+            "-n",
+            &ns,
+        ],
     ];
     let mut denied: Vec<Vec<&str>> = vec![
         vec!["delete", "secrets", "-n", &ns],
@@ -808,6 +835,10 @@ async fn prove_rbac(namespaced: bool) {
             &release_ns,
         ],
         vec!["create", "leases.coordination.k8s.io", "-n", &ns],
+        vec!["delete", "leases.coordination.k8s.io", "-n", &ns],
+        vec!["patch", "shopifyapps.shopify-operator.dev", "-n", &ns],
+        vec!["create", "shopifyapps.shopify-operator.dev", "-n", &ns],
+        vec!["delete", "shopifyapps.shopify-operator.dev", "-n", &ns],
         vec!["*", "*"],
     ];
     if namespaced {
@@ -1226,7 +1257,7 @@ async fn prometheus_rule_is_the_rules_file_and_the_apiserver_accepts_it() {
         assert!(alerts.contains(&want), "no alert {want}: {alerts:?}");
     }
 
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let crds = third_party_crds(&[
         "monitoring.coreos.com_prometheusrules.yaml",
         "monitoring.coreos.com_servicemonitors.yaml",

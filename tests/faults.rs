@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::CustomResourceExt;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use rand::RngExt;
 use serde_json::json;
-use shopify_operator::crd::ShopifyShop;
 use shopify_sim::{Fault, Fixture, ShopFixture, TokenFixture};
 use support::{Env, spec, wait_for};
 use testenv::{ControlPlane, Options};
@@ -297,7 +295,7 @@ async fn the_operator_survives_an_apiserver_restart() {
     let cp: &'static ControlPlane = Box::leak(Box::new(
         ControlPlane::start(Options {
             controller_manager: false,
-            crds: vec![ShopifyShop::crd()],
+            crds: shopify_operator::crd::all(),
         })
         .await
         .expect("control plane"),

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use shopify_admin::ClientSecret;
@@ -487,7 +486,7 @@ async fn metrics(addr: &str) -> String {
 /// host, with the simulator configured by `cfg`; returns its HTTP address
 /// once the shop is Ready.
 async fn ready_shop(prefix: &str, cfg: SimConfig) -> (Env, String) {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let mut env = Env::with_sim(cp, prefix, cfg).await;
     env.token_secret("tok", TOKEN).await;
     env.create_shop(

@@ -14,7 +14,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::CustomResourceExt;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
@@ -604,7 +603,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_creates_then_is_unchanged_and_a_new_token_needs_force() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let ns = cp.namespace("import").await.unwrap();
     let client = cp.admin_client().await.unwrap();
     let db = mariadb();
@@ -720,7 +719,7 @@ async fn apply_creates_then_is_unchanged_and_a_new_token_needs_force() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_the_crd_rejects_is_skipped_before_its_secret_is_written() {
-    let cp = testenv::shared(|| vec![ShopifyShop::crd()]).await;
+    let cp = testenv::shared(shopify_operator::crd::all).await;
     let ns = cp.namespace("import-invalid").await.unwrap();
     let client = cp.admin_client().await.unwrap();
     let url = mariadb().database(

@@ -17,7 +17,7 @@ use shopify_admin::ClientSecret;
 use shopify_admin::hmac::{oauth_message, sign_hex, sign_webhook};
 use shopify_operator::public::state;
 use shopify_sim::{AppFixture, Fixture, ShopFixture, TokenFixture};
-use support::{Env, http_addr, spec, wait_for};
+use support::{Consented, Env, browse, consent, http_addr, spec, wait_for};
 
 const DOMAIN: &str = "oauth-shop.myshopify.com";
 const OLD_TOKEN: &str = "shpat_oauth_before_install";
@@ -104,12 +104,10 @@ async fn get(url: &str) -> (u16, Option<String>, String) {
     (status, location, resp.text().await.unwrap_or_default())
 }
 
-/// Installs through the simulator: the callback URL Shopify redirects the
-/// browser to, rewritten from the public URL to the operator's address.
-async fn authorize(base: &str) -> String {
-    let (status, location, body) = get(&format!("{base}/oauth/install?shop={DOMAIN}")).await;
-    assert_eq!(status, 302, "{body}");
-    let to_shopify = location.unwrap();
+/// Installs through the simulator; also checks the redirect Shopify got.
+async fn authorize(base: &str) -> Consented {
+    let c = consent(base, &format!("/oauth/install?shop={DOMAIN}"), PUBLIC_URL).await;
+    let to_shopify = &c.authorize;
     assert!(to_shopify.contains("/admin/oauth/authorize?"), "{to_shopify}");
     assert!(to_shopify.contains("client_id=client-oauth"), "{to_shopify}");
     assert!(
@@ -117,14 +115,24 @@ async fn authorize(base: &str) -> String {
         "{to_shopify}"
     );
     assert!(to_shopify.contains("scope=read_orders"), "{to_shopify}");
-    let (status, location, body) = get(&to_shopify).await;
-    assert_eq!(status, 302, "the simulator's consent page: {body}");
-    let callback = location.unwrap();
     assert!(
-        callback.starts_with(&format!("{PUBLIC_URL}/oauth/callback?")),
-        "{callback}"
+        c.callback.starts_with(&format!("{base}/oauth/callback?")),
+        "{}",
+        c.callback
     );
-    callback.replacen(PUBLIC_URL, base, 1)
+    c
+}
+
+/// The callback as the browser that started the install sends it.
+async fn back(c: &Consented) -> (u16, String) {
+    let a = browse(&c.callback, Some(&c.cookie)).await;
+    (a.status, a.body)
+}
+
+/// A forged callback with the state cookie an attacker's browser would hold.
+async fn forged(url: &str, state: &str) -> (u16, String) {
+    let a = browse(url, Some(&format!("shopify_operator_state={state}"))).await;
+    (a.status, a.body)
 }
 
 /// A callback signed with `secret` (as Shopify would) with our own values.
@@ -171,14 +179,27 @@ async fn oauth_install_stores_a_token_and_refuses_everything_forged() {
     let rv = before.metadata.resource_version.clone();
 
     // Refusals first: none may write anything.
-    let callback = authorize(&base).await;
+    let consented = authorize(&base).await;
+    let callback = consented.callback.clone();
     let tampered = {
         let (head, hmac) = callback.rsplit_once("hmac=").unwrap();
         let hmac: String = hmac.chars().take(64).collect();
         let flipped = if hmac.starts_with('0') { "1" } else { "0" };
         format!("{head}hmac={flipped}{}", &hmac[1..])
     };
-    assert_eq!(get(&tampered).await.0, 401, "a forged hmac");
+    assert_eq!(
+        browse(&tampered, Some(&consented.cookie)).await.status,
+        401,
+        "a forged hmac"
+    );
+    // The genuine callback from another browser (no state cookie, or
+    // another install's): refused, and its state stays usable.
+    let a = browse(&callback, None).await;
+    assert_eq!(a.status, 403, "a callback without the state cookie: {}", a.body);
+    let other = authorize(&base).await;
+    let a = browse(&callback, Some(&other.cookie)).await;
+    assert_eq!(a.status, 403, "another install's cookie: {}", a.body);
+    assert!(a.body.contains("browser"), "{}", a.body);
     assert_eq!(
         get(&format!("{base}/oauth/install?shop=unknown-shop.myshopify.com"))
             .await
@@ -194,23 +215,28 @@ async fn oauth_install_stores_a_token_and_refuses_everything_forged() {
         "not a myshopify domain"
     );
     let expired = state::issue(DOMAIN, unix_now() - 5, &ClientSecret::from("secret-one"));
-    let (status, _, body) = get(&forged_callback(&base, "secret-one", &expired, unix_now())).await;
+    let (status, body) = forged(
+        &forged_callback(&base, "secret-one", &expired, unix_now()),
+        &expired,
+    )
+    .await;
     assert_eq!(status, 403, "an expired state: {body}");
     assert!(body.contains("expired"), "{body}");
     let fresh_state = state::issue(DOMAIN, unix_now() + 600, &ClientSecret::from("secret-one"));
-    let (status, _, body) = get(&forged_callback(
-        &base,
-        "secret-one",
+    let (status, body) = forged(
+        &forged_callback(&base, "secret-one", &fresh_state, unix_now() - 3600),
         &fresh_state,
-        unix_now() - 3600,
-    ))
+    )
     .await;
     assert_eq!(status, 403, "a stale timestamp: {body}");
     let foreign = state::issue(DOMAIN, unix_now() + 600, &ClientSecret::from("not-the-app"));
     assert_eq!(
-        get(&forged_callback(&base, "secret-one", &foreign, unix_now()))
-            .await
-            .0,
+        forged(
+            &forged_callback(&base, "secret-one", &foreign, unix_now()),
+            &foreign
+        )
+        .await
+        .0,
         403,
         "a state not signed by the app"
     );
@@ -221,7 +247,7 @@ async fn oauth_install_stores_a_token_and_refuses_everything_forged() {
     );
 
     // The real callback: an expiring token lands in the Secret.
-    let (status, _, body) = get(&callback).await;
+    let (status, body) = back(&consented).await;
     assert_eq!(status, 200, "{body}");
     let after = token_secret(&env).await;
     let new_token = key(&after, "access-token").unwrap();
@@ -229,7 +255,7 @@ async fn oauth_install_stores_a_token_and_refuses_everything_forged() {
     let refresh = key(&after, "refresh-token").expect("an expiring grant has a refresh token");
     assert!(key(&after, "expires-at").is_some());
     // Replaying it is refused before the (spent) code is tried.
-    let (status, _, body) = get(&callback).await;
+    let (status, body) = back(&consented).await;
     assert_eq!(status, 403, "a replayed state: {body}");
     assert_eq!(key(&token_secret(&env).await, "access-token").unwrap(), new_token);
     // The operator picks the new token up from the Secret.
@@ -254,14 +280,12 @@ async fn oauth_accepts_the_previous_secret_during_a_rotation() {
     // it is revoked, and accepts both at the token endpoint.
     env.sim.load(fixture("secret-two", Some("secret-one")));
     app_secret(&env, "secret-two", Some("secret-one")).await;
-    let callback = authorize(&base).await;
-    let (status, _, body) = get(&callback).await;
+    let (status, body) = back(&authorize(&base).await).await;
     assert_eq!(status, 200, "{body}");
     assert_ne!(key(&token_secret(&env).await, "access-token").unwrap(), OLD_TOKEN);
     // Once the old secret is gone from the app Secret, its signature fails.
     app_secret(&env, "secret-two", None).await;
-    let callback = authorize(&base).await;
-    assert_eq!(get(&callback).await.0, 401);
+    assert_eq!(back(&authorize(&base).await).await.0, 401);
 }
 
 /// Posts an `app/uninstalled` delivery signed with `secret`.
@@ -400,12 +424,8 @@ async fn an_allowed_shop_without_a_shopifyshop_installs_with_the_default_app() {
             .0,
         403
     );
-    let (status, location, body) = get(&format!("{base}/oauth/install?shop={NEW_SHOP}")).await;
-    assert_eq!(status, 302, "{body}");
-    let (status, callback, _) = get(&location.unwrap()).await;
-    assert_eq!(status, 302);
-    let callback = callback.unwrap().replacen(PUBLIC_URL, &base, 1);
-    let (status, _, body) = get(&callback).await;
+    let c = consent(&base, &format!("/oauth/install?shop={NEW_SHOP}"), PUBLIC_URL).await;
+    let (status, body) = back(&c).await;
     assert_eq!(status, 200, "{body}");
     let api: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
     let created = api.get("brand-new-shopify-token").await.unwrap();

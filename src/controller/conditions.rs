@@ -29,6 +29,9 @@ pub enum ConditionType {
     Reconciling,
     /// kstatus: the operator cannot make progress until a person acts.
     Stalled,
+    /// A ShopifyApp's credentials Secret has `client-id` and
+    /// `client-secret` (ShopifyApps only).
+    CredentialsValid,
 }
 
 impl ConditionType {
@@ -58,6 +61,7 @@ impl ConditionType {
             ConditionType::SyncHealthy => "SyncHealthy",
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
+            ConditionType::CredentialsValid => "CredentialsValid",
         }
     }
 }

@@ -149,6 +149,8 @@ pub struct Context {
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// The certificate gate's verdicts and the shops it holds back.
     pub gate: super::gate::Gate,
+    /// ShopifyApps, once the watch has listed them (`spec.appRef`).
+    pub(super) apps: std::sync::OnceLock<kube::runtime::reflector::Store<crate::crd::ShopifyApp>>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     passes: Mutex<HashMap<String, (u64, std::time::Instant)>>,
@@ -168,6 +170,7 @@ impl Context {
             settings,
             token_checks: TokenChecks::default(),
             gate: Default::default(),
+            apps: std::sync::OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
             clock: Arc::new(clock::SystemClock),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -240,6 +243,14 @@ pub(super) fn pass_key(
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     shop.metadata.generation.hash(&mut h);
+    // An app's defaults change the shop's webhooks without a new
+    // generation of the shop.
+    if shop.spec.app_ref.is_some() {
+        let spec = &shop.spec;
+        serde_json::to_string(&(&spec.webhooks, &spec.admin_api_version, &spec.management_policy))
+            .unwrap_or_default()
+            .hash(&mut h);
+    }
     format!("{host:?}").hash(&mut h);
     TokenChecks::fingerprint(token).hash(&mut h);
     h.finish()

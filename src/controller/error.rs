@@ -6,6 +6,9 @@
 /// Errors that make a reconcile fail and back off.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reading the ShopifyApp that `spec.appRef` names.
+    #[error("reading the ShopifyApp: {0}")]
+    App(#[source] kube::Error),
     /// Reading the Ingress that `webhooks.endpoint.ingressRef` names.
     #[error("reading the Ingress: {0}")]
     Ingress(#[source] kube::Error),
@@ -18,6 +21,9 @@ pub enum Error {
     /// Listing, creating or deleting the shop's sync Jobs.
     #[error("sync Jobs: {0}")]
     SyncJobs(#[source] kube::Error),
+    /// Reading a ShopifyApp's credentials or shops, or writing its status.
+    #[error("ShopifyApp status: {0}")]
+    AppStatus(#[source] kube::Error),
     /// Writing the ShopifyShop's status.
     #[error("status write: {0}")]
     StatusWrite(#[source] kube::Error),
@@ -30,11 +36,13 @@ impl Error {
     /// The step that failed, as the metric label.
     pub fn step(&self) -> &'static str {
         match self {
+            Error::App(_) => "app",
             Error::Ingress(_) => "ingress",
             Error::TokenSecret(_) => "token_secret",
             Error::Finalizer(_) => "finalizer",
             Error::SyncJobs(_) => "sync_jobs",
             Error::StatusWrite(_) => "status_write",
+            Error::AppStatus(_) => "app_status",
             Error::NoNamespace => "no_namespace",
         }
     }

@@ -1,17 +1,23 @@
 //! The ShopifyShop controller. This module is the driver: one reconcile as
 //! named steps, and `error_policy`. The steps live in their own modules:
 //!
-//! 1. finalizer — add or remove it for `deletionPolicy` (and clean up);
-//! 2. fetch — what the shop references: the Ingress host, the token Secret;
-//! 3. token — uninstall record, migration, refresh (writes the Secret);
-//! 4. webhooks — token check, list, plan (pure, `plan`), apply;
-//! 5. sync — plan the shop's Jobs (pure, `sync::plan`), then create/delete;
-//! 6. status — build the status (pure) and write it only if it changed.
+//! 1. app — the ShopifyApp of `spec.appRef`: the shop as it completes it
+//!    (pure, `inherit`), and the allow-lists;
+//! 2. finalizer — add or remove it for `deletionPolicy` (and clean up);
+//! 3. fetch — what the shop references: the Ingress host, the token Secret;
+//! 4. token — uninstall record, migration, refresh (writes the Secret);
+//! 5. webhooks — token check, list, plan (pure, `plan`), apply;
+//! 6. sync — plan the shop's Jobs (pure, `sync::plan`), then create/delete;
+//! 7. status — build the status (pure) and write it only if it changed.
+//!
+//! `apps` is the ShopifyApp controller: its status (credentials, shops).
 //!
 //! Conditions and reasons are declared once in `conditions`; shared state is
 //! `context`; `watches` wires the controller to the cluster. Talks to the
 //! apiserver and to Shopify.
 
+mod app;
+mod apps;
 pub mod clock;
 mod conditions;
 mod context;
@@ -20,6 +26,7 @@ mod fetch;
 mod finalizer;
 mod gate;
 mod host;
+mod inherit;
 pub mod migrate;
 mod plan;
 mod reasons;
@@ -44,7 +51,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
 
-use crate::allow_list::shop_allowed;
 use crate::crd::{DeletionPolicy, ShopifyShop};
 use crate::names::FINALIZER;
 use conditions::{Cond, ConditionType, Reason, Status};
@@ -63,24 +69,21 @@ fn token_unreadable(shop: &ShopifyShop, e: &fetch::TokenError) -> webhooks::Outc
     )
 }
 
-/// A shop outside `--allowed-shops`: nothing is sent to Shopify for it.
-fn not_allowed(shop: &ShopifyShop) -> webhooks::Outcome {
-    let msg = format!(
-        "{} is not in the operator's --allowed-shops; nothing is sent to it",
-        shop.spec.domain
-    );
+/// A shop outside an allow-list or without its app: nothing is sent to
+/// Shopify for it.
+fn refused(shop: &ShopifyShop, r: &app::Refusal) -> webhooks::Outcome {
     webhooks::Outcome::new(
         Cond::new(
             ConditionType::TokenValid,
             Status::False,
-            Reason::ShopNotAllowed,
-            msg.clone(),
+            r.reason,
+            r.message.clone(),
         ),
         Cond::new(
             ConditionType::WebhooksSynced,
             Status::Unknown,
-            Reason::ShopNotAllowed,
-            msg,
+            r.reason,
+            r.message.clone(),
         ),
         shop,
     )
@@ -103,34 +106,38 @@ pub async fn reconcile(shop: Arc<ShopifyShop>, ctx: Arc<Context>) -> Result<Acti
 }
 
 async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<Action, Error> {
-    let (shop, ctx) = (shop.as_ref(), ctx.as_ref());
-    // 1. The finalizer (and clean-up on deletion) comes before everything.
+    let ctx = ctx.as_ref();
+    // 1. The shop as its app completes it: everything below works on that.
+    let resolved = app::resolve(ctx, shop.as_ref()).await?;
+    let shop = resolved.shop.as_ref();
+    // 2. The finalizer (and clean-up on deletion) comes before everything.
     if let Some(action) = finalizer_step(ctx, shop).await? {
         return Ok(action);
     }
-    // 2. What the shop references.
+    // 3. What the shop references.
     let host = fetch::webhook_host(&ctx.client, shop)
         .await
         .map_err(Error::Ingress)?;
-    let allowed = shop_allowed(&ctx.settings.allowed_shops, &shop.spec.domain);
-    // 3. The token Secret, read once per pass: a migration or refresh
+    let refusal = resolved.refusal.as_ref();
+    let allowed = refusal.is_none();
+    // 4. The token Secret, read once per pass: a migration or refresh
     //    returns the Secret it stored, and the token is taken from that.
     let tokens = token::prepare(ctx, shop, allowed).await?;
-    // 4. Webhooks (and the token check with Shopify); a reconcile request
+    // 5. Webhooks (and the token check with Shopify); a reconcile request
     //    re-checks the token and re-lists now, whatever the caches say.
     let requested = status::reconcile_request(shop);
     if requested.is_some() {
         ctx.token_checks.forget(&shop.uid().unwrap_or_default());
     }
-    let mut outcome = webhooks_step(ctx, shop, &tokens, host, allowed, requested.is_some()).await;
+    let mut outcome = webhooks_step(ctx, shop, &tokens, host, refusal, requested.is_some()).await;
     let expires_at = tokens.expires_at;
     tokens.finish(ctx, shop, &mut outcome).await?;
-    // 5. Sync Jobs; new ones only with a valid token.
+    // 6. Sync Jobs; new ones only with a valid token.
     let token_valid = outcome.token.status == Status::True;
     let syncs = sync::reconcile(ctx, shop, token_valid)
         .await
         .map_err(Error::SyncJobs)?;
-    // 6. Events (the steps' and one per condition transition), then the
+    // 7. Events (the steps' and one per condition transition), then the
     //    status, written only if it changed.
     let mut notes: Vec<Note> = outcome.notes.iter().chain(&syncs.notes).cloned().collect();
     let parts = [&outcome.token, &outcome.webhooks, &syncs.cond];
@@ -195,13 +202,15 @@ async fn webhooks_step(
     shop: &ShopifyShop,
     tokens: &token::TokenStep,
     host: Option<Result<host::Endpoint, host::HostError>>,
-    allowed: bool,
+    refusal: Option<&app::Refusal>,
     fresh: bool,
 ) -> webhooks::Outcome {
+    // The allow-lists come first: no token is ever sent for such a shop.
+    if let Some(r) = refusal {
+        return refused(shop, r);
+    }
     let uid = shop.uid().unwrap_or_default();
     match tokens.token(shop) {
-        // The allow-list comes first: no token is ever sent for such a shop.
-        _ if !allowed => not_allowed(shop),
         _ if tokens.marker == uninstalled::Marker::Current => uninstalled::outcome(shop),
         Err(e) => token_unreadable(shop, &e),
         Ok(token) => {

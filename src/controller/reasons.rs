@@ -35,6 +35,9 @@ reasons! {
     // Ready
     /// Ready: every other condition is True.
     Reconciled,
+    // CredentialsValid (ShopifyApp)
+    /// The app's credentials Secret has `client-id` and `client-secret`.
+    CredentialsFound,
     // TokenValid
     /// The token answered Shopify's `shop` query for this shop.
     TokenVerified,
@@ -56,8 +59,11 @@ reasons! {
     ShopLocked,
     /// The token belongs to another shop.
     TokenShopMismatch,
-    /// The shop is outside `--allowed-shops`: nothing is sent to it.
+    /// The shop is outside `--allowed-shops` or its ShopifyApp's
+    /// `allowedShops`: nothing is sent to it.
     ShopNotAllowed,
+    /// `spec.appRef` names a ShopifyApp that does not exist.
+    AppNotFound,
     /// Shopify delivered `app/uninstalled` for this token.
     AppUninstalled,
     /// The token works, but refreshing it failed.
@@ -133,6 +139,7 @@ impl Reason {
     pub fn hint(self) -> &'static str {
         match self {
             Reason::Reconciled
+            | Reason::CredentialsFound
             | Reason::TokenVerified
             | Reason::InSync
             | Reason::NotConfigured
@@ -157,7 +164,10 @@ impl Reason {
             Reason::ShopLocked => "the shop is locked by Shopify; contact the merchant or Shopify support",
             Reason::TokenShopMismatch => "the Secret holds another shop's token: put this shop's token in it",
             Reason::ShopNotAllowed => {
-                "add the domain to --allowed-shops (ALLOWED_SHOPS) if the operator may serve it"
+                "add the domain to --allowed-shops (ALLOWED_SHOPS) or to the ShopifyApp's allowedShops, as the message says, if it may be served"
+            }
+            Reason::AppNotFound => {
+                "create the ShopifyApp spec.appRef names in the shop's namespace, or fix the name"
             }
             Reason::AppUninstalled => {
                 "reinstall the app (the operator's /oauth/install) or put a new token in the Secret"
@@ -253,6 +263,7 @@ impl Reason {
             | Reason::ShopLocked
             | Reason::TokenShopMismatch
             | Reason::ShopNotAllowed
+            | Reason::AppNotFound
             | Reason::AppUninstalled
             | Reason::OAuthGrantRejected
             | Reason::IngressNotFound
@@ -278,6 +289,7 @@ impl Reason {
             Reason::TokenInvalid
             | Reason::Observe
             | Reason::Reconciled
+            | Reason::CredentialsFound
             | Reason::TokenVerified
             | Reason::TokenRefreshFailed
             | Reason::RefreshTokenExpiring

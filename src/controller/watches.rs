@@ -16,8 +16,8 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
 use super::conditions::ConditionType;
-use super::{Context, error_policy, gate, reconcile, sync};
-use crate::crd::ShopifyShop;
+use super::{Context, apps, error_policy, gate, reconcile, sync};
+use crate::crd::{ShopifyApp, ShopifyShop};
 
 /// A hash of what a reconcile acts on: spec (via generation), annotations
 /// (triggers), finalizers and deletion. Status and managed fields are left
@@ -49,8 +49,42 @@ where
         .collect()
 }
 
-/// Runs the controller until `shutdown` resolves.
+/// The ShopifyApp a shop's `spec.appRef` names.
+fn app_of(shop: &ShopifyShop, apps: &Store<ShopifyApp>) -> Option<Arc<ShopifyApp>> {
+    let r = shop.spec.app_ref.as_ref()?;
+    apps.get(&ObjectRef::new(&r.name).within(&shop.namespace().unwrap_or_default()))
+}
+
+/// Whether the shop's webhooks (its own, else its app's) go to Ingress `name`.
+fn uses_ingress(shop: &ShopifyShop, apps: &Store<ShopifyApp>, name: &str) -> bool {
+    let own = shop.spec.webhooks.as_ref().map(|w| w.endpoint.clone());
+    let endpoint = own.or_else(|| {
+        app_of(shop, apps)?
+            .spec
+            .defaults
+            .as_ref()?
+            .webhooks
+            .as_ref()?
+            .endpoint
+            .clone()
+    });
+    endpoint
+        .and_then(|e| e.ingress_ref)
+        .is_some_and(|r| r.name == name)
+}
+
+/// Whether Secret `name` is the shop's token or its app's credentials.
+fn uses_secret(shop: &ShopifyShop, apps: &Store<ShopifyApp>, name: &str) -> bool {
+    shop.spec.token.secret_ref.name == name
+        || shop.spec.app.as_ref().is_some_and(|a| a.secret_ref.name == name)
+        || app_of(shop, apps).is_some_and(|a| a.spec.credentials_secret_ref.name == name)
+}
+
+/// Runs the controllers (ShopifyShop, and ShopifyApp beside it) until
+/// `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    use futures::FutureExt;
+    let shutdown = shutdown.shared();
     let client = ctx.client.clone();
     // Secrets and Jobs are only triggers: their metadata is all we need
     // (no Secret values in the operator's memory, and far less of it).
@@ -68,6 +102,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             Api::all(client.clone()),
         ),
     };
+    // ShopifyApps: a store the reconciles read `spec.appRef` from, and
+    // triggers for the shops of an app that changed.
+    let app_api = match &ctx.settings.namespace {
+        Some(ns) => Api::<ShopifyApp>::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (app_store, app_writer) = reflector::store();
+    let _ = ctx.apps.set(app_store.clone());
+    // Shops that appear, change (Ready) or go tell the app controller.
+    let (app_tx, app_rx) = futures::channel::mpsc::unbounded::<ObjectRef<ShopifyApp>>();
     // Our own status writes must not trigger another reconcile (another
     // Shopify list): only changes to what we act on do.
     let (store, writer) = reflector::store();
@@ -79,6 +123,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         // are merge-patched) and are most of a cached shop's memory.
         .modify(|shop| shop.managed_fields_mut().clear())
         .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(
+                watcher::Event::Apply(shop) | watcher::Event::InitApply(shop) | watcher::Event::Delete(shop),
+            ) = event
+                && let Some(r) = &shop.spec.app_ref
+            {
+                let app = ObjectRef::new(&r.name).within(&shop.namespace().unwrap_or_default());
+                let _ = app_tx.unbounded_send(app);
+            }
+        })
         .inspect(move |event| match event {
             // Ready once the initial list is in the store (an empty one too).
             Ok(watcher::Event::InitDone) if !ready.swap(true, std::sync::atomic::Ordering::Relaxed) => {
@@ -107,6 +161,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     }
     let ingress_store = store.clone();
     let secret_store = store.clone();
+    let app_shops = store.clone();
+    let (ingress_apps, secret_apps) = (app_store.clone(), app_store.clone());
     let gate_ctx = ctx.clone();
     // cert-manager's Certificates, watched only where cert-manager is
     // installed (its CRD exists); metadata is enough to know one changed.
@@ -137,7 +193,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             gate::certificate_resource(),
         );
     }
-    controller
+    let shops_done = controller
         // Each trigger watch backs off on its own: one failing (a 410 after
         // an apiserver restart) must not hold back the others' events.
         .watches_stream(
@@ -147,11 +203,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             move |ingress: Ingress| {
                 let name = ingress.name_any();
                 referencing(&ingress_store, ingress.namespace(), |s| {
-                    s.spec
-                        .webhooks
-                        .as_ref()
-                        .and_then(|w| w.endpoint.ingress_ref.as_ref())
-                        .is_some_and(|r| r.name == name)
+                    uses_ingress(s, &ingress_apps, &name)
                 })
             },
         )
@@ -162,8 +214,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             move |secret: PartialObjectMeta<Secret>| {
                 let name = secret.name_any();
                 let mut shops = referencing(&secret_store, secret.namespace(), |s| {
-                    s.spec.token.secret_ref.name == name
-                        || s.spec.app.as_ref().is_some_and(|a| a.secret_ref.name == name)
+                    uses_secret(s, &secret_apps, &name)
                 });
                 // Shops the certificate gate holds back on this Secret.
                 shops.extend(
@@ -172,6 +223,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                         .secret_changed(&secret.namespace().unwrap_or_default(), &name),
                 );
                 shops
+            },
+        )
+        .watches_stream(
+            watcher(app_api, watcher::Config::default())
+                .backoff(watch_backoff())
+                .reflect(app_writer)
+                .touched_objects(),
+            move |app: ShopifyApp| {
+                let name = app.name_any();
+                referencing(&app_shops, app.namespace(), |s| {
+                    s.spec.app_ref.as_ref().is_some_and(|r| r.name == name)
+                })
             },
         )
         .owns_stream(
@@ -188,14 +251,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 // one Shopify list instead of several.
                 .debounce(Duration::from_millis(200)),
         )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "reconcile stream");
             }
-        })
-        .await;
+        });
+    let app_controller = apps::run(
+        client.clone(),
+        ctx.settings.namespace.clone(),
+        store,
+        app_rx,
+        shutdown,
+    );
+    futures::join!(shops_done, app_controller);
 }
 
 /// Whether cert-manager's Certificate CRD is installed. Asked once at

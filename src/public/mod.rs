@@ -7,9 +7,13 @@
 //! Reads ShopifyShops and Secrets, writes token Secrets and ShopifyShop
 //! status through the apiserver, and calls Shopify's token endpoint.
 
+mod apps;
+pub mod nonce;
 mod oauth;
 pub mod state;
 mod uninstall;
+
+pub use apps::CREATED_BY_APP_LABEL;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +50,9 @@ pub struct PublicConfig {
     /// yet but match a non-empty `--allowed-shops`; their token Secret is
     /// created in that namespace as `{shop}-shopify-token`.
     pub default_app: Option<(String, String)>,
+    /// Where used OAuth nonces are recorded (as Leases): the operator's own
+    /// namespace, shared by every replica.
+    pub nonce_namespace: String,
 }
 
 /// Shared state of the public endpoints.
@@ -53,26 +60,24 @@ pub struct Public {
     client: Client,
     shopify: ShopifyClient,
     cfg: PublicConfig,
-    used: state::UsedNonces,
 }
 
 impl Public {
     /// The endpoints' state.
     pub fn new(client: Client, shopify: ShopifyClient, cfg: PublicConfig) -> Self {
-        Public {
-            client,
-            shopify,
-            cfg,
-            used: state::UsedNonces::default(),
-        }
+        Public { client, shopify, cfg }
     }
 }
 
-/// The routes, to merge into the operator's HTTP router.
+/// The routes, to merge into the operator's HTTP router: the single-app
+/// OAuth paths (flags and `spec.app`), one pair per ShopifyApp, and the
+/// `app/uninstalled` receiver (which finds each shop's app itself).
 pub fn router(public: Arc<Public>) -> Router {
     Router::new()
         .route("/oauth/install", get(oauth::install))
         .route("/oauth/callback", get(oauth::callback))
+        .route("/oauth/{namespace}/{app}/install", get(oauth::app_install))
+        .route("/oauth/{namespace}/{app}/callback", get(oauth::app_callback))
         .route(UNINSTALLED_PATH, post(uninstall::uninstalled))
         .with_state(public)
 }

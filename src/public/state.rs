@@ -1,15 +1,10 @@
-//! The OAuth `state` parameter: signed, expiring, single-use. Pure, apart
-//! from the in-memory record of used nonces.
+//! The OAuth `state` parameter: signed and expiring. Pure; its single use
+//! across replicas is `nonce`'s.
 //!
 //! `state` = `{expiry}.{nonce}.{signature}`, the signature being hex
 //! HMAC-SHA256 of `{shop}|{expiry}|{nonce}` with the app's client secret.
 //! Signing with the client secret (rather than a per-process key) lets any
-//! replica verify a state another replica issued. The used-nonce record is
-//! per process: a state replayed against another replica still fails at
-//! Shopify, which accepts each authorization code once.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! replica verify a state another replica issued.
 
 use shopify_admin::ClientSecret;
 use shopify_admin::constant_time_eq;
@@ -51,7 +46,7 @@ pub fn issue(shop: &str, expiry: u64, secret: &ClientSecret) -> String {
 }
 
 /// Checks signature and expiry (not use); returns the nonce and the
-/// expiry, for [`UsedNonces::take`]. The previous
+/// expiry, for `nonce::take`. The previous
 /// secret is accepted so that a rotation between install and callback
 /// doesn't break an installation in flight.
 pub fn verify<'a>(
@@ -81,22 +76,6 @@ pub fn verify<'a>(
         return Err(StateError::Expired);
     }
     Ok((nonce, expiry_n))
-}
-
-/// Nonces already used, until their state would have expired anyway.
-#[derive(Default)]
-pub struct UsedNonces(Mutex<HashMap<String, u64>>);
-
-impl UsedNonces {
-    /// Records `nonce` as used; `Err(Replayed)` if it already was.
-    pub fn take(&self, nonce: &str, expiry: u64, now: u64) -> Result<(), StateError> {
-        let mut used = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        used.retain(|_, exp| *exp >= now);
-        if used.insert(nonce.to_string(), expiry).is_some() {
-            return Err(StateError::Replayed);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -148,14 +127,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn a_nonce_is_used_once() {
-        let used = UsedNonces::default();
-        assert!(used.take("n", 10, 1).is_ok());
-        assert_eq!(used.take("n", 10, 2), Err(StateError::Replayed));
-        // Forgotten only once it could no longer verify anyway.
-        assert!(used.take("n", 10, 11).is_ok());
     }
 }

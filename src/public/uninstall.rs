@@ -1,7 +1,8 @@
 //! `POST /shopify/webhooks/app_uninstalled`: Shopify's `app/uninstalled`
 //! delivery. Verifies `X-Shopify-Hmac-Sha256` (base64 HMAC-SHA256 of the raw
 //! body; current or previous client secret, fact sheet §8) and records the
-//! uninstall in the status of each ShopifyShop whose app signed it. The
+//! uninstall in the status of each ShopifyShop whose app signed it (and,
+//! for a shop with `spec.appRef`, counts it on the ShopifyApp). The
 //! controller then reports `TokenValid=False` `AppUninstalled` and stops
 //! Jobs and webhook work; the token Secret is kept.
 //!
@@ -19,9 +20,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
+use super::apps::Seen;
 use super::{Public, refuse};
 use crate::crd::ShopifyShop;
 use crate::names::{FIELD_MANAGER, UNINSTALLED_TOPIC as TOPIC};
+use shopify_admin::hmac::SecretUsed;
 use shopify_admin::{is_valid_shop_domain, verify_webhook};
 
 /// A header by its `X-Shopify-*` name or the newer lower-case `shopify-*`.
@@ -127,8 +130,8 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
                 .into_response();
             }
         };
-        if creds.is_some_and(|c| verify_webhook(&body, hmac, &c.secret, c.previous.as_ref()).is_some()) {
-            verified.push(s);
+        if let Some(used) = creds.and_then(|c| verify_webhook(&body, hmac, &c.secret, c.previous.as_ref())) {
+            verified.push((s, used == SecretUsed::Previous));
         }
     }
     if verified.is_empty() {
@@ -149,15 +152,22 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
         );
         return (StatusCode::OK, "ignored\n").into_response();
     }
-    for s in &verified {
+    for (s, previous) in &verified {
         match mark(&public, s).await {
-            Ok(changed) => tracing::info!(
-                shop,
-                namespace = s.meta().namespace.as_deref().unwrap_or(""),
-                name = %s.name_any(),
-                changed,
-                "app/uninstalled recorded"
-            ),
+            Ok(changed) => {
+                tracing::info!(
+                    shop,
+                    namespace = s.meta().namespace.as_deref().unwrap_or(""),
+                    name = %s.name_any(),
+                    changed,
+                    "app/uninstalled recorded"
+                );
+                if let Some(app) = &s.spec.app_ref {
+                    let seen = if changed { Seen::Uninstall } else { Seen::Nothing };
+                    let ns = s.namespace().unwrap_or_default();
+                    super::apps::record(&public.client, &ns, &app.name, seen, *previous).await;
+                }
+            }
             Err(e) => {
                 // Shopify retries a non-2xx delivery: the record isn't lost.
                 return refuse(

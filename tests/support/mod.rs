@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::CustomResourceExt;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -145,12 +144,7 @@ impl Env {
     /// Control plane + namespace + simulator; the operator is started by
     /// [`Env::start_operator`].
     pub async fn new(prefix: &str, fixture: Fixture) -> Env {
-        Self::with_control_plane(
-            testenv::shared(|| vec![ShopifyShop::crd()]).await,
-            prefix,
-            fixture,
-        )
-        .await
+        Self::with_control_plane(testenv::shared(shopify_operator::crd::all).await, prefix, fixture).await
     }
 
     /// Like [`Env::new`] on a control plane of the test's own.
@@ -389,5 +383,66 @@ pub fn meta(name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.into()),
         ..Default::default()
+    }
+}
+
+/// A browser's view of one OAuth request: status, `Location`, `Set-Cookie`
+/// and body. `cookie` is sent as the `Cookie` header.
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookie: Option<String>,
+    pub body: String,
+}
+
+/// GET `url` without following redirects, with `cookie` if given.
+pub async fn browse(url: &str, cookie: Option<&str>) -> Answer {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut req = http.get(url);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = req.send().await.expect("request");
+    let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+    let (location, set_cookie) = (header("location"), header("set-cookie"));
+    Answer {
+        status: resp.status().as_u16(),
+        location,
+        set_cookie,
+        body: resp.text().await.unwrap_or_default(),
+    }
+}
+
+/// An install started in a browser and consented to on the simulator's
+/// authorize page: the callback Shopify redirects to (rewritten from the
+/// public URL to the operator's address `base`), the `Cookie` header the
+/// browser sends with it, and the authorize URL it went through.
+pub struct Consented {
+    pub callback: String,
+    pub cookie: String,
+    pub authorize: String,
+}
+
+/// `GET {base}{install}` (e.g. `/oauth/install?shop=…`), then the
+/// simulator's consent page; asserts the state cookie's attributes.
+pub async fn consent(base: &str, install: &str, public_url: &str) -> Consented {
+    let a = browse(&format!("{base}{install}"), None).await;
+    assert_eq!(a.status, 302, "install: {}", a.body);
+    let set = a.set_cookie.expect("the install sets the state cookie");
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Max-Age="] {
+        assert!(set.contains(attr), "{attr} missing from {set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    let authorize = a.location.expect("a redirect to Shopify");
+    let c = browse(&authorize, None).await;
+    assert_eq!(c.status, 302, "the simulator's consent page: {}", c.body);
+    let callback = c.location.unwrap().replacen(public_url, base, 1);
+    Consented {
+        callback,
+        cookie,
+        authorize,
     }
 }

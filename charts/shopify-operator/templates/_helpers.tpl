@@ -82,9 +82,15 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
 {{- define "shopify-operator.watchedRules" -}}
 - apiGroups: ["shopify-operator.dev"]
   resources: ["shopifyshops"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch", "create"]
 - apiGroups: ["shopify-operator.dev"]
   resources: ["shopifyshops/status"]
+  verbs: ["patch"]
+- apiGroups: ["shopify-operator.dev"]
+  resources: ["shopifyapps"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["shopify-operator.dev"]
+  resources: ["shopifyapps/status"]
   verbs: ["patch"]
 - apiGroups: ["shopify-operator.dev"]
   resources: ["shopifyshops/finalizers"]
@@ -107,13 +113,14 @@ cluster-wide, a Role in watchNamespace). Each is what the operator does:
 {{- end }}
 
 {{/*
-get on two CRDs, by name (never list, never another CRD):
-  shopifyshops.shopify-operator.dev  the start-up check: its own CRD is installed
+get on three CRDs, by name (never list, never another CRD):
+  shopifyshops.shopify-operator.dev  the start-up check: its own CRDs are installed
+  shopifyapps.shopify-operator.dev
   certificates.cert-manager.io       the certificate gate: is cert-manager installed?
 */}}
 {{- define "shopify-operator.crdRule" -}}
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  resourceNames: ["shopifyshops.shopify-operator.dev", "certificates.cert-manager.io"]
+  resourceNames: ["shopifyshops.shopify-operator.dev", "shopifyapps.shopify-operator.dev", "certificates.cert-manager.io"]
   verbs: ["get"]
 {{- end }}

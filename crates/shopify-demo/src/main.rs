@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::CustomResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use shopify_admin::{ClientConfig, ShopifyClient};
 use shopify_operator::controller::{self, Context, Settings};
@@ -123,7 +122,7 @@ async fn main() -> Result<(), BoxError> {
     let t = Instant::now();
     let cp = ControlPlane::start(Options {
         controller_manager: true,
-        crds: vec![ShopifyShop::crd()],
+        crds: shopify_operator::crd::all(),
     })
     .await?;
     println!("    ready in {:.1}s at {}", t.elapsed().as_secs_f64(), cp.server);

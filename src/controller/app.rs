@@ -1,0 +1,88 @@
+//! The first step of a pass: the ShopifyApp a shop's `spec.appRef` names,
+//! and the shop as that app completes it (`inherit`). Reads ShopifyApps
+//! from the watch's store (a GET only when the store does not have it yet);
+//! writes nothing.
+
+use std::borrow::Cow;
+
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+
+use super::conditions::Reason;
+use super::{Context, Error, inherit};
+use crate::allow_list::shop_allowed;
+use crate::crd::{ShopifyApp, ShopifyShop};
+
+/// Why nothing may be sent to Shopify for a shop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// `ShopNotAllowed` or `AppNotFound`.
+    pub reason: Reason,
+    /// For people.
+    pub message: String,
+}
+
+/// The shop a pass works on, and whether it may talk to Shopify at all.
+pub struct Resolved<'a> {
+    /// The shop with its app's credentials and defaults filled in (the
+    /// object itself without `spec.appRef`).
+    pub shop: Cow<'a, ShopifyShop>,
+    /// Set when the shop is outside an allow-list or its app is missing.
+    pub refusal: Option<Refusal>,
+}
+
+/// Resolves `shop`'s app and checks both allow-lists: the operator's
+/// `--allowed-shops` and the app's `allowedShops`.
+pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolved<'a>, Error> {
+    let domain = &shop.spec.domain;
+    let global = (!shop_allowed(&ctx.settings.allowed_shops, domain)).then(|| Refusal {
+        reason: Reason::ShopNotAllowed,
+        message: format!("{domain} is not in the operator's --allowed-shops; nothing is sent to it"),
+    });
+    let Some(app_ref) = &shop.spec.app_ref else {
+        return Ok(Resolved {
+            shop: Cow::Borrowed(shop),
+            refusal: global,
+        });
+    };
+    let ns = shop.namespace().unwrap_or_default();
+    let Some(app) = find(ctx, &ns, &app_ref.name).await? else {
+        return Ok(Resolved {
+            shop: Cow::Borrowed(shop),
+            refusal: global.or(Some(Refusal {
+                reason: Reason::AppNotFound,
+                message: format!(
+                    "spec.appRef names ShopifyApp {ns}/{}, which does not exist; nothing is sent to Shopify",
+                    app_ref.name
+                ),
+            })),
+        });
+    };
+    let mut effective = shop.clone();
+    effective.spec = inherit::effective(&shop.spec, &app);
+    let outside = (!shop_allowed(&app.spec.allowed_shops, domain)).then(|| Refusal {
+        reason: Reason::ShopNotAllowed,
+        message: format!(
+            "{domain} is not in ShopifyApp {}'s allowedShops; nothing is sent to it",
+            app.name_any()
+        ),
+    });
+    Ok(Resolved {
+        shop: Cow::Owned(effective),
+        refusal: global.or(outside),
+    })
+}
+
+/// The ShopifyApp `ns/name`: from the store, else (a shop and its app
+/// applied together, before the watch saw the app) from the apiserver.
+async fn find(ctx: &Context, ns: &str, name: &str) -> Result<Option<ShopifyApp>, Error> {
+    if let Some(app) = ctx
+        .apps
+        .get()
+        .and_then(|s| s.get(&ObjectRef::new(name).within(ns)))
+    {
+        return Ok(Some(app.as_ref().clone()));
+    }
+    let api: Api<ShopifyApp> = Api::namespaced(ctx.client.clone(), ns);
+    api.get_opt(name).await.map_err(Error::App)
+}
