@@ -1,4 +1,4 @@
-//! The ShopifyShop API against a real kube-apiserver: what the schema
+//! The ShopifyShop and ShopifyApp APIs against a real kube-apiserver: what the schema
 //! accepts and rejects (with the field named), immutability, the status
 //! subresource, no defaulting drift, and the printer columns.
 
@@ -373,6 +373,15 @@ fn invalid_cases() -> Vec<(&'static str, Value, &'static str)> {
         ),
         ("token missing", with(v(), "token", None), "spec.token"),
         (
+            "app and appRef both",
+            with(
+                with(v(), "app", Some(json!({"secretRef": {"name": "app"}}))),
+                "appRef",
+                Some(json!({"name": "oms"})),
+            ),
+            "appRef",
+        ),
+        (
             "secret name invalid",
             with(v(), "token/secretRef/name", Some(json!("Not A Name"))),
             "spec.token.secretRef.name",
@@ -544,4 +553,82 @@ async fn kubectl_get_shows_the_columns() {
     // The category works too.
     let by_category = kubectl(&["get", "shopify", "-n", &ns]);
     assert!(by_category.contains("online"), "{by_category}");
+}
+
+#[tokio::test]
+async fn shopify_apps_are_validated_and_stored_without_defaults() {
+    let cp = testenv::shared(shopify_operator::crd::all).await;
+    let ns = cp.namespace("api-apps").await.unwrap();
+    let client = cp.admin_client().await.unwrap();
+    let apps: Api<DynamicObject> = Api::namespaced_with(
+        client,
+        &ns,
+        &ApiResource::erase::<shopify_operator::crd::ShopifyApp>(&()),
+    );
+    let app = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(
+            json!({"apiVersion": "shopify-operator.dev/v1alpha1", "kind": "ShopifyApp",
+                                      "metadata": {"name": name}, "spec": spec}),
+        )
+        .unwrap()
+    };
+    let valid = json!({
+        "credentialsSecretRef": {"name": "oms-app"},
+        "allowedShops": ["ps-*.myshopify.com"],
+        "install": {"createShops": true},
+        "defaults": {"webhooks": {"endpoint": {"ingressRef": {"name": "oms"}}, "topics": ["orders/create"]}},
+    });
+    apps.create(&PostParams::default(), &app("oms", valid.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        apps.get("oms").await.unwrap().data["spec"],
+        valid,
+        "no defaults written"
+    );
+    let cases = [
+        (
+            "no allowed shops",
+            with(valid.clone(), "allowedShops", Some(json!([]))),
+            "spec.allowedShops",
+        ),
+        (
+            "no credentials",
+            with(valid.clone(), "credentialsSecretRef", None),
+            "spec.credentialsSecretRef",
+        ),
+        (
+            "compliance topic",
+            with(
+                valid.clone(),
+                "defaults/webhooks/topics",
+                Some(json!(["shop/redact"])),
+            ),
+            "spec.defaults.webhooks.topics",
+        ),
+        (
+            "bad scope",
+            with(valid.clone(), "scopes", Some(json!(["read orders"]))),
+            "spec.scopes",
+        ),
+        (
+            "bad api version",
+            with(valid.clone(), "defaults/adminApiVersion", Some(json!("2025-05"))),
+            "spec.defaults.adminApiVersion",
+        ),
+    ];
+    for (i, (case, spec, field)) in cases.into_iter().enumerate() {
+        match apps
+            .create(&PostParams::default(), &app(&format!("bad-{i}"), spec))
+            .await
+        {
+            Err(kube::Error::Api(e)) => assert!(
+                e.code == 422 && e.message.contains(field),
+                "{case}: want 422 naming {field}, got {}: {}",
+                e.code,
+                e.message
+            ),
+            other => panic!("{case}: {other:?}"),
+        }
+    }
 }
