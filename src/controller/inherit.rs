@@ -5,7 +5,7 @@
 //! back (the operator does not write `spec`), so GitOps tools see the shop
 //! exactly as committed.
 
-use crate::crd::{AppSpec, ShopifyApp, ShopifyShopSpec, SyncSpec, WebhooksSpec};
+use crate::crd::{AppSpec, ShopifyApp, ShopifyShopSpec, SubscriptionSpec, SyncSpec, WebhooksSpec};
 
 /// The shop's spec as its app completes it.
 pub fn effective(shop: &ShopifyShopSpec, app: &ShopifyApp) -> ShopifyShopSpec {
@@ -31,23 +31,42 @@ pub fn effective(shop: &ShopifyShopSpec, app: &ShopifyApp) -> ShopifyShopSpec {
 }
 
 /// A shop's own webhooks keep their endpoint; the app fills in `format`,
-/// `prune`, and both lists when the shop names no topic at all (a staging
-/// shop pointing the app's topics at another host).
+/// `prune`, and each list the shop leaves empty (a staging shop pointing
+/// the app's topics at another host, a shop adding one filtered
+/// subscription to the app's topics). A topic the shop sends to the
+/// endpoint's path itself is dropped from what it inherits there, so the
+/// merge never names one topic twice at one destination.
 fn fill_webhooks(own: &WebhooksSpec, d: &crate::crd::WebhooksDefaults) -> WebhooksSpec {
-    let silent = own.topics.is_empty() && own.subscriptions.is_empty();
+    let at_endpoint = |s: &SubscriptionSpec| s.uri.is_none() && s.path.is_none();
+    let topics = if own.topics.is_empty() {
+        let claimed = |t: &String| {
+            own.subscriptions
+                .iter()
+                .any(|s| at_endpoint(s) && s.topics.contains(t))
+        };
+        d.topics.iter().filter(|t| !claimed(t)).cloned().collect()
+    } else {
+        own.topics.clone()
+    };
+    let subscriptions = if own.subscriptions.is_empty() {
+        d.subscriptions
+            .iter()
+            .filter_map(|s| {
+                let mut s = s.clone();
+                if at_endpoint(&s) {
+                    s.topics.retain(|t| !topics.contains(t));
+                }
+                (!s.topics.is_empty()).then_some(s)
+            })
+            .collect()
+    } else {
+        own.subscriptions.clone()
+    };
     WebhooksSpec {
         endpoint: own.endpoint.clone(),
         format: own.format.or(d.format),
-        topics: if silent {
-            d.topics.clone()
-        } else {
-            own.topics.clone()
-        },
-        subscriptions: if silent {
-            d.subscriptions.clone()
-        } else {
-            own.subscriptions.clone()
-        },
+        topics,
+        subscriptions,
         prune: own.prune.or(d.prune),
     }
 }
@@ -168,7 +187,7 @@ sync:
     }
 
     #[test]
-    fn a_shop_naming_topics_keeps_exactly_its_own() {
+    fn each_list_the_shop_leaves_empty_comes_from_the_app() {
         let s = effective(
             &shop(
                 "{domain: ps-a.myshopify.com, token: {secretRef: {name: t}}, appRef: {name: oms}, \
@@ -178,7 +197,36 @@ sync:
         );
         let w = s.webhooks.unwrap();
         assert_eq!(w.topics, ["app/uninstalled"]);
-        assert!(w.subscriptions.is_empty());
+        assert_eq!(w.subscriptions.len(), 1, "the app's filtered orders/paid");
+    }
+
+    #[test]
+    fn a_topic_the_shop_sends_itself_is_not_inherited_twice() {
+        // The shop filters orders/create at the endpoint; the app sends it
+        // there unfiltered: the shop's entry wins, the app's other topic
+        // stays. And the app's orders/paid entry yields to the shop's topic.
+        let s = effective(
+            &shop(
+                "{domain: ps-a.myshopify.com, token: {secretRef: {name: t}}, appRef: {name: oms}, \
+                 webhooks: {endpoint: {host: oms.popsockets.com}, \
+                 subscriptions: [{topics: [orders/create], filter: 'total_price:>100'}]}}",
+            ),
+            &app(APP),
+        );
+        let w = s.webhooks.unwrap();
+        assert_eq!(w.topics, ["orders/updated"]);
+        assert_eq!(w.subscriptions.len(), 1);
+        assert_eq!(w.subscriptions[0].filter.as_deref(), Some("total_price:>100"));
+        let s = effective(
+            &shop(
+                "{domain: ps-a.myshopify.com, token: {secretRef: {name: t}}, appRef: {name: oms}, \
+                 webhooks: {endpoint: {host: oms.popsockets.com}, topics: [orders/paid]}}",
+            ),
+            &app(APP),
+        );
+        let w = s.webhooks.unwrap();
+        assert_eq!(w.topics, ["orders/paid"]);
+        assert!(w.subscriptions.is_empty(), "{:?}", w.subscriptions);
     }
 
     #[test]

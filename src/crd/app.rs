@@ -137,8 +137,9 @@ pub struct ShopDefaults {
     pub admin_api_version: Option<String>,
 
     /// Webhooks. A shop without `spec.webhooks` takes these whole; a shop
-    /// with its own takes `format`, `prune`, and — when it lists neither
-    /// `topics` nor `subscriptions` — both lists from here.
+    /// with its own keeps its endpoint and takes `format`, `prune` and each
+    /// list (`topics`, `subscriptions`) it leaves empty from here, less the
+    /// topics it sends to the endpoint's path itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<WebhooksDefaults>,
 

@@ -179,6 +179,19 @@ async fn main() -> Result<(), BoxError> {
     wait_all_ready(&shops, "oms.popsockets.com", Duration::from_secs(60)).await?;
     println!("    all shops Ready in {:.1}s", t.elapsed().as_secs_f64());
     print!("{}", kubectl(&cp, &["get", "shopifyshops", "-n", "oms"])?);
+    // The three shops are one app's: it counts them.
+    kubectl(
+        &cp,
+        &[
+            "wait",
+            "--for=jsonpath={.status.shopsReady}=3/3",
+            "shopifyapp/oms",
+            "-n",
+            "oms",
+            "--timeout=60s",
+        ],
+    )?;
+    print!("{}", kubectl(&cp, &["get", "shopifyapps", "-n", "oms"])?);
     // Shopify's calendar moved on since the Rails app pinned its version.
     print!("{}", events(&cp, "ApiVersionFellForward")?);
     let first = &fixture.shops[0].domain;

@@ -17,6 +17,13 @@ fn the_demo_repoints_every_seed_shop_and_exits_with_demo_exit_1() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed: {stdout}\n{stderr}");
     assert!(stdout.contains("==> done"), "{stdout}");
+    // One ShopifyApp, its three shops Ready.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("oms ") && l.contains("fake-client-id-seed-0000") && l.contains("3/3")),
+        "{stdout}"
+    );
     // offline also has a filtered subscription (at the host too) and one to
     // Pub/Sub, which stays where it is.
     assert_eq!(
