@@ -893,7 +893,7 @@ async fn prove_rbac(namespaced: bool) {
             spec["deletionPolicy"] = json!("Delete");
         }
         if *name == "offline" {
-            spec["app"] = json!({"secretRef": {"name": "app"}});
+            spec["appRef"] = json!({"name": "oms"});
         }
         if *name == "online" {
             spec["sync"] = json!([{"name": "orders", "schedule": "0 0 1 1 *", "successfulJobsHistoryLimit": 1,
@@ -911,6 +911,15 @@ async fn prove_rbac(namespaced: bool) {
         .create(&Default::default(), &app_secret)
         .await
         .unwrap();
+    // offline's app is a ShopifyApp: its watch, status and OAuth run
+    // with the chart's grants too.
+    let shopify_app: shopify_operator::crd::ShopifyApp = serde_json::from_value(json!({
+        "apiVersion": "shopify-operator.dev/v1alpha1", "kind": "ShopifyApp",
+        "metadata": {"name": "oms"},
+        "spec": {"credentialsSecretRef": {"name": "app"}, "allowedShops": ["*.myshopify.com"]}}))
+    .unwrap();
+    let apps: Api<shopify_operator::crd::ShopifyApp> = Api::namespaced(env.client.clone(), &ns);
+    apps.create(&Default::default(), &shopify_app).await.unwrap();
 
     // The operator, as the ServiceAccount, with the Deployment's args and
     // env; only the cluster-specific values are replaced: the kubeconfig
@@ -1016,6 +1025,11 @@ async fn prove_rbac(namespaced: bool) {
     let (code, metrics) = http_get(&format!("http://{http_addr}/metrics")).await.unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("shopify_shop_condition"), "{metrics}");
+    wait_for("the ShopifyApp's status", Duration::from_secs(30), || async {
+        let s = apps.get("oms").await.ok()?.status?;
+        (s.shops_ready.as_deref() == Some("1/1")).then_some(())
+    })
+    .await;
 
     // The Ingress host changes: every shop's subscriptions follow (an
     // Ingress watch, Shopify mutations, status, Events).
@@ -1117,27 +1131,20 @@ async fn prove_rbac(namespaced: bool) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let follow = |url: String| {
-        let c = no_redirects.clone();
-        async move {
-            let r = c.get(&url).send().await.unwrap();
-            (
-                r.status().as_u16(),
-                r.headers()
-                    .get("location")
-                    .map(|l| l.to_str().unwrap().to_string()),
-            )
-        }
-    };
     let offline = &fixture.shops[0].domain;
-    let (code, to_shopify) = follow(format!("http://{http_addr}/oauth/install?shop={offline}")).await;
-    assert_eq!(code, 302, "{tag}: install");
-    let (code, callback) = follow(to_shopify.unwrap()).await;
-    assert_eq!(code, 302);
-    let callback = callback
-        .unwrap()
-        .replacen("https://operator.example", &format!("http://{http_addr}"), 1);
-    assert_eq!(follow(callback).await.0, 200, "{tag}: OAuth callback");
+    let base = format!("http://{http_addr}");
+    let c = support::consent(
+        &base,
+        &format!("/oauth/{ns}/oms/install?shop={offline}"),
+        "https://operator.example",
+    )
+    .await;
+    let answer = support::browse(&c.callback, Some(&c.cookie)).await;
+    assert_eq!(answer.status, 200, "{tag}: OAuth callback: {}", answer.body);
+    wait_for("the install counted", Duration::from_secs(30), || async {
+        (apps.get("oms").await.ok()?.status?.installs == Some(1)).then_some(())
+    })
+    .await;
     let body = json!({"domain": offline}).to_string();
     let hmac = shopify_admin::hmac::sign_webhook(
         body.as_bytes(),
@@ -1190,6 +1197,7 @@ async fn prove_rbac(namespaced: bool) {
         "patch leases",
         "patch shopifyshops",
         "patch shopifyshops/status",
+        "patch shopifyapps/status",
         "update secrets",
     ] {
         assert!(kinds.iter().any(|k| k == want), "{tag}: no {want} in {kinds:?}");
