@@ -366,3 +366,72 @@ async fn two_apps_install_their_own_shops_with_defaults_and_rotation() {
         assert!(!log.contains(secret), "{secret} is in an operator log");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_without_credentials_says_so_and_so_do_its_shops() {
+    const DOMAIN: &str = "ps-broken.myshopify.com";
+    const TOKEN: &str = "shpat_broken_app_shop";
+    let f = Fixture {
+        shops: vec![shop_fixture(DOMAIN, TOKEN, &["read_orders"], vec![])],
+        ..Default::default()
+    };
+    let mut env = Env::new("apps-broken", f).await;
+    create_app(
+        &env,
+        "broken",
+        json!({
+            "credentialsSecretRef": {"name": "not-there"},
+            "allowedShops": ["ps-*.myshopify.com"],
+            "defaults": {"webhooks": {"endpoint": {"host": "oms.popsockets.com"}, "topics": ["orders/create"]}},
+        }),
+    )
+    .await;
+    create_app(
+        &env,
+        "elsewhere",
+        json!({"credentialsSecretRef": {"name": "not-there"}, "allowedShops": ["other-*.myshopify.com"]}),
+    )
+    .await;
+    env.token_secret("tok", TOKEN).await;
+    let shop = |app: &str| json!({"domain": DOMAIN, "appRef": {"name": app}, "token": {"secretRef": {"name": "tok"}}});
+    env.create_shop("shop", shop("broken")).await;
+    env.create_shop("outside", shop("elsewhere")).await;
+    env.create_shop("orphan", shop("missing")).await;
+    env.start_operator("5m");
+
+    // The app: CredentialsValid False, Stalled (only a person fixes it).
+    let status = wait_app(&env, "broken", "the app's credentials condition", |s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "CredentialsValid" && c.reason == "SecretNotFound")
+    })
+    .await;
+    let stalled = status.conditions.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert_eq!(stalled.status, "True");
+    assert!(stalled.message.contains("not-there"), "{}", stalled.message);
+    // Its shop says so too, and its webhooks still follow the spec (they
+    // don't need the app's secret).
+    env.wait_condition("shop", "TokenValid", "False", Some("AppCredentialsInvalid"))
+        .await;
+    env.wait_condition("shop", "Stalled", "True", Some("AppCredentialsInvalid"))
+        .await;
+    env.wait_condition("shop", "WebhooksSynced", "True", None).await;
+    assert_eq!(env.sim.subscriptions(DOMAIN).len(), 1);
+    // Outside its app's list, or without an app: nothing sent at all.
+    env.wait_condition("outside", "Ready", "False", Some("ShopNotAllowed"))
+        .await;
+    env.wait_condition("orphan", "Ready", "False", Some("AppNotFound"))
+        .await;
+    let (_, _, message) = env.condition("outside", "Ready").await.unwrap();
+    assert!(message.contains("elsewhere"), "{message}");
+
+    // The Secret appears: the app and then its shop recover by themselves.
+    credentials(&env, "not-there", "id", "hush", None).await;
+    wait_app(&env, "broken", "the app Ready", |s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+    .await;
+    env.wait_condition("shop", "Ready", "True", None).await;
+}

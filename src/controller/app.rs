@@ -29,6 +29,9 @@ pub struct Resolved<'a> {
     pub shop: Cow<'a, ShopifyShop>,
     /// Set when the shop is outside an allow-list or its app is missing.
     pub refusal: Option<Refusal>,
+    /// Set when the app says its credentials are unusable: reported on the
+    /// shop, which otherwise goes on (its webhooks don't need them).
+    pub credentials: Option<Refusal>,
 }
 
 /// Resolves `shop`'s app and checks both allow-lists: the operator's
@@ -43,6 +46,7 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
         return Ok(Resolved {
             shop: Cow::Borrowed(shop),
             refusal: global,
+            credentials: None,
         });
     };
     let ns = shop.namespace().unwrap_or_default();
@@ -56,6 +60,7 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
                     app_ref.name
                 ),
             })),
+            credentials: None,
         });
     };
     let mut effective = shop.clone();
@@ -67,9 +72,21 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
             app.name_any()
         ),
     });
+    // The app controller checks the Secret (and watches it); its verdict
+    // is read from the app rather than fetching the Secret on every pass.
+    let credentials = app
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "CredentialsValid"))
+        .filter(|c| c.status == "False")
+        .map(|c| Refusal {
+            reason: Reason::AppCredentialsInvalid,
+            message: format!("ShopifyApp {}: {}", app.name_any(), c.message),
+        });
     Ok(Resolved {
         shop: Cow::Owned(effective),
         refusal: global.or(outside),
+        credentials,
     })
 }
 

@@ -130,6 +130,16 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
         ctx.token_checks.forget(&shop.uid().unwrap_or_default());
     }
     let mut outcome = webhooks_step(ctx, shop, &tokens, host, refusal, requested.is_some()).await;
+    if let Some(c) = &resolved.credentials
+        && outcome.token.status == Status::True
+    {
+        outcome.token = Cond::new(
+            ConditionType::TokenValid,
+            Status::False,
+            c.reason,
+            c.message.clone(),
+        );
+    }
     let expires_at = tokens.expires_at;
     tokens.finish(ctx, shop, &mut outcome).await?;
     // 6. Sync Jobs; new ones only with a valid token.

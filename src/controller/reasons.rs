@@ -64,6 +64,9 @@ reasons! {
     ShopNotAllowed,
     /// `spec.appRef` names a ShopifyApp that does not exist.
     AppNotFound,
+    /// The ShopifyApp's credentials Secret is missing or incomplete
+    /// (webhooks still follow the spec; refresh and signatures can't).
+    AppCredentialsInvalid,
     /// Shopify delivered `app/uninstalled` for this token.
     AppUninstalled,
     /// The token works, but refreshing it failed.
@@ -169,6 +172,9 @@ impl Reason {
             Reason::AppNotFound => {
                 "create the ShopifyApp spec.appRef names in the shop's namespace, or fix the name"
             }
+            Reason::AppCredentialsInvalid => {
+                "fix the ShopifyApp's credentials Secret (client-id, client-secret): kubectl describe shopifyapp"
+            }
             Reason::AppUninstalled => {
                 "reinstall the app (the operator's /oauth/install) or put a new token in the Secret"
             }
@@ -264,6 +270,7 @@ impl Reason {
             | Reason::TokenShopMismatch
             | Reason::ShopNotAllowed
             | Reason::AppNotFound
+            | Reason::AppCredentialsInvalid
             | Reason::AppUninstalled
             | Reason::OAuthGrantRejected
             | Reason::IngressNotFound
