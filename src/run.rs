@@ -34,6 +34,14 @@ pub struct RunArgs {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
 
+    /// Reconcile only the ShopifyShops this label selector matches, so
+    /// several operator Deployments (each with its own Lease) share the
+    /// shops: `sharding.shopify-operator.dev/key=shard-1`, and for the
+    /// shops without the label `!sharding.shopify-operator.dev/key`
+    /// (Flux's convention). Default: every shop.
+    #[arg(long, env = "WATCH_LABEL_SELECTOR")]
+    pub watch_label_selector: Option<String>,
+
     /// Reconciles running at once (each is mostly waiting on Shopify).
     #[arg(long, env = "MAX_CONCURRENT_RECONCILES", default_value_t = 64)]
     pub max_concurrent_reconciles: u16,
@@ -207,6 +215,25 @@ pub async fn check_crd(client: &Client) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Checks `--watch-label-selector` with the apiserver, which parses it the
+/// way the watch will: a typo fails the start, not every watch after it.
+async fn check_selector(client: &Client, namespace: Option<&str>, selector: &str) -> Result<(), RunError> {
+    let shops: Api<ShopifyShop> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let params = kube::api::ListParams::default().labels(selector).limit(1);
+    match shops.list_metadata(&params).await {
+        Err(kube::Error::Api(e)) if e.code == 400 => Err(RunError::Flags(format!(
+            "--watch-label-selector {selector:?}: {}",
+            e.message
+        ))),
+        // Other errors (RBAC: a namespaced operator may not list cluster-wide)
+        // are the watch's to report.
+        _ => Ok(()),
+    }
+}
+
 /// Runs the operator until SIGTERM or SIGINT.
 ///
 /// With leader election, the process serves `/healthz` and `/metrics` at
@@ -216,6 +243,9 @@ pub async fn check_crd(client: &Client) -> Result<(), RunError> {
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
     check_crd(&client).await?;
+    if let Some(selector) = &args.watch_label_selector {
+        check_selector(&client, args.namespace.as_deref(), selector).await?;
+    }
     tracing::info!(
         shopify_base_url = %args.shopify_base_url,
         resync_interval = ?args.resync_interval,
@@ -243,6 +273,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         refresh_ahead: args.token_refresh_ahead,
         uninstall_host,
         certificate_margin: args.certificate_margin,
+        label_selector: args.watch_label_selector.clone().filter(|s| !s.trim().is_empty()),
     };
     let public = crate::public::Public::new(
         client.clone(),

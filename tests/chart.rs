@@ -448,9 +448,25 @@ fn deployment_is_hardened_and_passes_every_flag() {
         assert!(!value(k).is_empty(), "{k}");
     }
     // Unset optional flags are absent, not empty.
-    for k in ["ALLOWED_SHOPS", "PUBLIC_URL", "DEFAULT_APP_SECRET"] {
+    for k in [
+        "ALLOWED_SHOPS",
+        "PUBLIC_URL",
+        "DEFAULT_APP_SECRET",
+        "WATCH_LABEL_SELECTOR",
+    ] {
         assert!(!env.contains_key(k), "{k} set without a value");
     }
+    // A shard: its selector reaches the operator as given.
+    let selector = "sharding.shopify-operator.dev/key=shard-1";
+    let docs = render("operators", &[("watchLabelSelector", selector)], false);
+    let env = &one(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "WATCH_LABEL_SELECTOR" && e["value"] == selector),
+        "{env}"
+    );
     // Cluster-wide: no WATCH_NAMESPACE at all (an empty one would be a
     // namespace named "").
     let docs = render("operators", &[], false);
@@ -625,6 +641,7 @@ const OPERATOR_ENV: &[&str] = &[
     "SHOPIFY_BASE_URL",
     "RESYNC_INTERVAL",
     "WATCH_NAMESPACE",
+    "WATCH_LABEL_SELECTOR",
     "MAX_CONCURRENT_RECONCILES",
     "SHOPIFY_REQUEST_TIMEOUT",
     "SYNC_FAILURE_THRESHOLD",

@@ -26,6 +26,9 @@ use crate::token_store::{AppCredentials, text};
 struct AppsCtx {
     client: Client,
     shops: Store<ShopifyShop>,
+    /// The store holds only this shard's shops: count from the apiserver,
+    /// so every shard writes the same status.
+    sharded: bool,
 }
 
 /// Runs the ShopifyApp controller until `shutdown`; `shop_changes` names
@@ -33,6 +36,7 @@ struct AppsCtx {
 pub(super) async fn run(
     client: Client,
     namespace: Option<String>,
+    sharded: bool,
     shops: Store<ShopifyShop>,
     shop_changes: impl futures::Stream<Item = ObjectRef<ShopifyApp>> + Send + 'static,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -59,7 +63,15 @@ pub(super) async fn run(
         .reconcile_on(shop_changes)
         .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(500)))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, Arc::new(AppsCtx { client, shops }))
+        .run(
+            reconcile,
+            error_policy,
+            Arc::new(AppsCtx {
+                client,
+                shops,
+                sharded,
+            }),
+        )
         .for_each(|res| async move {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "ShopifyApp reconcile stream");
@@ -76,9 +88,14 @@ async fn reconcile(app: Arc<ShopifyApp>, ctx: Arc<AppsCtx>) -> Result<Action, Er
         .await
         .map_err(Error::AppStatus)?;
     let name = app.name_any();
-    let shops: Vec<Arc<ShopifyShop>> = ctx
-        .shops
-        .state()
+    let all = if ctx.sharded {
+        let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
+        let listed = api.list(&Default::default()).await.map_err(Error::AppStatus)?;
+        listed.items.into_iter().map(Arc::new).collect()
+    } else {
+        ctx.shops.state()
+    };
+    let shops: Vec<Arc<ShopifyShop>> = all
         .into_iter()
         .filter(|s| {
             s.namespace().as_deref() == Some(ns.as_str())

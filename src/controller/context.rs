@@ -39,6 +39,8 @@ pub struct Settings {
     /// A certificate that expires within this margin does not let webhooks
     /// move to its host (the certificate gate).
     pub certificate_margin: Duration,
+    /// Only ShopifyShops this label selector matches (sharding).
+    pub label_selector: Option<String>,
 }
 
 impl Settings {
@@ -53,6 +55,7 @@ impl Settings {
             refresh_ahead: Duration::from_secs(300),
             uninstall_host: None,
             certificate_margin: Duration::from_secs(24 * 3600),
+            label_selector: None,
         }
     }
 }
@@ -151,6 +154,9 @@ pub struct Context {
     pub gate: super::gate::Gate,
     /// ShopifyApps, once the watch has listed them (`spec.appRef`).
     pub(super) apps: std::sync::OnceLock<kube::runtime::reflector::Store<crate::crd::ShopifyApp>>,
+    /// Ingresses, as the trigger watch sees them (no GET per pass).
+    pub(super) ingresses:
+        std::sync::OnceLock<kube::runtime::reflector::Store<k8s_openapi::api::networking::v1::Ingress>>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
     passes: Mutex<HashMap<String, (u64, std::time::Instant)>>,
@@ -171,6 +177,7 @@ impl Context {
             token_checks: TokenChecks::default(),
             gate: Default::default(),
             apps: std::sync::OnceLock::new(),
+            ingresses: std::sync::OnceLock::new(),
             metrics: Arc::new(Metrics::new()),
             clock: Arc::new(clock::SystemClock),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -201,6 +208,28 @@ impl Context {
             passes.insert(uid.to_string(), (key, std::time::Instant::now()));
         } else {
             passes.remove(uid);
+        }
+    }
+
+    /// Whether the shop still belongs to this operator's shard, asked of
+    /// the apiserver (the store may lag a label change that moved it); an
+    /// apiserver error counts as no (the pass retries). Always yes without
+    /// `--watch-label-selector`.
+    pub(super) async fn still_ours(&self, shop: &ShopifyShop) -> bool {
+        let Some(selector) = &self.settings.label_selector else {
+            return true;
+        };
+        let api: kube::Api<ShopifyShop> =
+            kube::Api::namespaced(self.client.clone(), &shop.namespace().unwrap_or_default());
+        let params = kube::api::ListParams::default()
+            .labels(selector)
+            .fields(&format!("metadata.name={}", shop.name_any()));
+        match api.list_metadata(&params).await {
+            Ok(list) => !list.items.is_empty(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot tell whether the shop is still this shard's");
+                false
+            }
         }
     }
 

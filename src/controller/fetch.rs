@@ -1,9 +1,11 @@
 //! Fetches what a ShopifyShop references — its token Secret and Ingress —
 //! and turns "not there" into typed outcomes the status can report. Reads
-//! from the apiserver; writes nothing.
+//! the Secret from the apiserver and the Ingress from the watch's store;
+//! writes nothing.
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 
 use super::host::{self, Endpoint, HostError, Tls};
@@ -99,9 +101,12 @@ pub fn token_from_secret(secret: &Secret, name: &str) -> Result<AccessToken, Tok
 }
 
 /// Resolves the webhook host and how its certificate is known. `Ok(None)`
-/// when the shop has no webhooks.
+/// when the shop has no webhooks. The Ingress comes from the watch's
+/// `store` (no request per pass); an Ingress the store does not hold (not
+/// listed yet) is asked for.
 pub async fn webhook_host(
     client: &Client,
+    store: Option<&Store<Ingress>>,
     shop: &ShopifyShop,
 ) -> Result<Option<Result<Endpoint, HostError>>, kube::Error> {
     let Some(webhooks) = &shop.spec.webhooks else {
@@ -118,8 +123,16 @@ pub async fn webhook_host(
         }),
         (None, Some(r)) => {
             let ns = shop.metadata.namespace.as_deref().unwrap_or("default");
-            let ingresses: Api<Ingress> = Api::namespaced(client.clone(), ns);
-            match ingresses.get_opt(&r.name).await? {
+            let stored = store.and_then(|s| s.get(&ObjectRef::new(&r.name).within(ns)));
+            let ingress = match stored {
+                Some(i) => Some(i.as_ref().clone()),
+                None => {
+                    Api::<Ingress>::namespaced(client.clone(), ns)
+                        .get_opt(&r.name)
+                        .await?
+                }
+            };
+            match ingress {
                 None => Err(HostError::IngressNotFound(r.name.clone())),
                 Some(i) => match host::ingress_host(&i) {
                     None => Err(HostError::IngressHostMissing(r.name.clone())),

@@ -115,7 +115,7 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
         return Ok(action);
     }
     // 3. What the shop references.
-    let host = fetch::webhook_host(&ctx.client, shop)
+    let host = fetch::webhook_host(&ctx.client, ctx.ingresses.get(), shop)
         .await
         .map_err(Error::Ingress)?;
     let refusal = resolved.refusal.as_ref();
@@ -130,6 +130,10 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
         ctx.token_checks.forget(&shop.uid().unwrap_or_default());
     }
     let mut outcome = webhooks_step(ctx, shop, &tokens, host, refusal, requested.is_some()).await;
+    if outcome.moved {
+        tracing::info!("the shop moved to another shard; leaving it to its new owner");
+        return Ok(Action::await_change());
+    }
     if let Some(c) = &resolved.credentials
         && outcome.token.status == Status::True
     {

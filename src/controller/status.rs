@@ -189,6 +189,7 @@ pub(super) fn reused_outcome(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
         retry_in: None,
         notes: Vec::new(),
         failed: false,
+        moved: false,
     })
 }
 
@@ -207,6 +208,10 @@ pub(super) async fn write(
         c.app_uninstalled = None;
     }
     if current.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    if !ctx.still_ours(shop).await {
+        // Moved to another shard mid-pass: its owner writes the status.
         return Ok(());
     }
     let ns = shop.namespace().ok_or(Error::NoNamespace)?;

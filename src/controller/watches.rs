@@ -110,6 +110,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     };
     let (app_store, app_writer) = reflector::store();
     let _ = ctx.apps.set(app_store.clone());
+    let (ingress_cache, ingress_writer) = reflector::store();
+    let _ = ctx.ingresses.set(ingress_cache);
     // Shops that appear, change (Ready) or go tell the app controller.
     let (app_tx, app_rx) = futures::channel::mpsc::unbounded::<ObjectRef<ShopifyApp>>();
     // Our own status writes must not trigger another reconcile (another
@@ -117,7 +119,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let (store, writer) = reflector::store();
     let ready = ctx.ready.clone();
     let gone = ctx.metrics.clone();
-    let shop_stream = watcher(shops, watcher::Config::default())
+    // Sharding: only the shops this operator's selector matches; a shop
+    // relabelled away leaves this watch (and the store) as a deletion.
+    let shop_config = match &ctx.settings.label_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let shop_stream = watcher(shops, shop_config)
         .backoff(watch_backoff())
         // managedFields are never read here (status is applied, finalizers
         // are merge-patched) and are most of a cached shop's memory.
@@ -199,6 +207,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .watches_stream(
             watcher(ingresses, watcher::Config::default())
                 .backoff(watch_backoff())
+                // The store is written before the trigger goes out, so the
+                // pass it triggers reads the new host.
+                .modify(|i| i.managed_fields_mut().clear())
+                .reflect(ingress_writer)
                 .touched_objects(),
             move |ingress: Ingress| {
                 let name = ingress.name_any();
@@ -261,6 +273,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let app_controller = apps::run(
         client.clone(),
         ctx.settings.namespace.clone(),
+        ctx.settings.label_selector.is_some(),
         store,
         app_rx,
         shutdown,

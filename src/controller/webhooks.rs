@@ -38,6 +38,9 @@ pub struct Outcome {
     pub notes: Vec<Note>,
     /// Whether this pass failed in a way that should back off.
     pub failed: bool,
+    /// The shop moved to another shard during the pass: nothing was sent,
+    /// and nothing more is written.
+    pub moved: bool,
 }
 
 impl Outcome {
@@ -56,6 +59,7 @@ impl Outcome {
             retry_in: None,
             notes: Vec::new(),
             failed: false,
+            moved: false,
         }
     }
 }
@@ -322,6 +326,12 @@ pub async fn reconcile(
         );
         out.retry_in = refusal.retry_in;
         out.topics = Some(topic_statuses(&plan, states));
+        return out;
+    }
+    // Sharded: the shop may have moved to another shard while this pass
+    // ran; only its owner now writes to Shopify.
+    if !plan.changes.is_empty() && !observe && !ctx.still_ours(shop).await {
+        out.moved = true;
         return out;
     }
     let mut failures: Vec<String> = Vec::new();
