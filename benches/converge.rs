@@ -21,7 +21,22 @@
 //! * **control-plane cost**: with the operator stopped, 300 requests of each
 //!   kind a reconcile makes (GET Secret, GET Ingress, create Event, status
 //!   apply, status merge-patch), with the apiserver's and etcd's CPU per
-//!   request — what bounds convergence on a small machine.
+//!   request — what bounds convergence on a small machine;
+//! * **baseline** (the old way, `converge/baseline.rs`): once the control
+//!   plane is stopped, so the two never compete for CPU, the same host change
+//!   done the way the seed's Rails app and the `shopify_api` gem's webhook
+//!   `Registry` do it — per shop, per HTTPS topic, one
+//!   `webhookSubscriptions(first: 1, topics: [TOPIC])` query and one
+//!   `webhookSubscriptionUpdate` for each changed topic, sequential within a
+//!   shop — against a fresh simulator with the same fixture, latency and
+//!   cost limits. Shops run on a pool of 10 workers: the default Sidekiq
+//!   concurrency a Rails app of this kind runs (Sidekiq 6's 10 threads;
+//!   Sidekiq 7 defaults to 5, so 10 is generous to the old way), and
+//!   `THROTTLED` answers are retried after exactly the wait their
+//!   `throttleStatus` asks for. Reported: wall time to the last mutation,
+//!   requests per shop by kind, throttled retries, cost points, a check that
+//!   every HTTPS subscription is at the new host, and the ratios to the
+//!   operator's host change. `BENCH_BASELINE=0` skips it.
 //!
 //! Each phase reports wall time, Shopify requests per shop by operation,
 //! apiserver writes of the operator's identity (audit log), the operator's
@@ -34,7 +49,7 @@
 //!
 //! `cargo bench --bench converge [-- --shops 10,100 --latency-ms 50 --out DIR
 //! --resync 20s]`; env `SHOPS`, `LATENCY_MS`, `BENCH_OUT`, `BENCH_RESYNC`,
-//! `SETUP_CONCURRENCY`; `--quick` / `BENCH_QUICK=1` skips the steady and
+//! `SETUP_CONCURRENCY`, `BENCH_BASELINE`; `--quick` / `BENCH_QUICK=1` skips the steady and
 //! idle phases; `--report` only redraws the plot and prints the table from
 //! the stored JSON. The operator inherits the environment, so
 //! `MAX_CONCURRENT_RECONCILES` or `MALLOC_ARENA_MAX` reach it;
@@ -59,6 +74,10 @@ use serde_json::json;
 use shopify_operator::crd::ShopifyShop;
 use shopify_sim::{self as sim, Fixture, ShopFixture, Sim, SimConfig, SubscriptionFixture, TokenFixture};
 use testenv::{AuditWrite, ControlPlane, Options, Supervised};
+
+/// The old way beside ours (the `Registry` strategy on 10 workers).
+#[path = "converge/baseline.rs"]
+mod baseline;
 
 const TOPICS: [&str; 8] = [
     "orders/create",
@@ -97,6 +116,9 @@ struct Settings {
     quick: bool,
     /// Only redraw the plot and print the table from converge.json.
     report_only: bool,
+    /// Run the old way's host change after the operator's phases
+    /// (`BENCH_BASELINE=0` skips it).
+    baseline: bool,
 }
 
 fn settings() -> Option<Settings> {
@@ -113,6 +135,7 @@ fn settings() -> Option<Settings> {
         setup_concurrency: 32,
         quick: env("BENCH_QUICK").is_some_and(|v| v != "0"),
         report_only: false,
+        baseline: env("BENCH_BASELINE").is_none_or(|v| v != "0"),
     };
     let mut shops = env("SHOPS");
     let mut latency = env("LATENCY_MS");
@@ -320,6 +343,17 @@ fn webhooks(i: usize) -> serde_json::Value {
     ]})
 }
 
+/// The simulator of a run: `fixture(n)`, the given latency and the default
+/// (Standard-plan) cost limits. The operator's phases and the baseline each
+/// get a fresh one from here, so they face the same Shopify.
+fn sim_config(n: usize, latency: Duration) -> SimConfig {
+    SimConfig {
+        latency,
+        fixture: fixture(n),
+        ..Default::default()
+    }
+}
+
 fn fixture(n: usize) -> Fixture {
     Fixture {
         shops: (0..n)
@@ -476,6 +510,10 @@ struct Phase {
     per_shop_by_operation: BTreeMap<String, f64>,
     mutations: u64,
     throttled: u64,
+    /// GraphQL cost points charged (the simulator's actual query cost), in
+    /// total and per shop.
+    cost_points: u64,
+    cost_per_shop: f64,
     apiserver_writes: u64,
     writes_by_kind: BTreeMap<String, u64>,
     status_writes_metric: f64,
@@ -591,6 +629,7 @@ impl World {
         let cpu = self.cpu();
         let d = |k: &str| cpu[k] - mark.cpu[k];
         let requests: u64 = counters.values().map(|c| c.requests).sum();
+        let cost_points: u64 = counters.values().map(|c| c.cost).sum();
         let reconciles = self
             .metric("shopify_operator_reconcile_duration_seconds_count")
             .await
@@ -608,6 +647,8 @@ impl World {
             per_shop_by_operation: by_op,
             mutations: counters.values().map(|c| c.mutations).sum(),
             throttled: counters.values().map(|c| c.throttled).sum(),
+            cost_points,
+            cost_per_shop: cost_points as f64 / n,
             apiserver_writes: writes.len() as u64,
             writes_by_kind: kinds,
             status_writes_metric: self.metric("shopify_operator_status_writes_total").await
@@ -722,6 +763,9 @@ struct Run {
     /// kube-apiserver (and etcd) CPU per request of each kind the operator
     /// makes, measured after the phases with the operator stopped.
     apiserver_cost: BTreeMap<String, OpCost>,
+    /// The old way's host change on its own simulator, with its ratios to
+    /// `host_change` (absent with `BENCH_BASELINE=0` and in older files).
+    baseline: Option<baseline::Baseline>,
 }
 
 async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> {
@@ -747,12 +791,7 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
     out.setup
         .insert("control_plane_s".into(), started.elapsed().as_secs_f64());
     let t = Instant::now();
-    let sim = sim::start(SimConfig {
-        latency: s.latency,
-        fixture: fixture(n),
-        ..Default::default()
-    })
-    .await?;
+    let sim = sim::start(sim_config(n, s.latency)).await?;
     out.setup.insert("simulator_s".into(), t.elapsed().as_secs_f64());
     let client = cp.admin_client().await?;
     let ns = cp.namespace("bench").await?;
@@ -823,9 +862,11 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
         if let Some(addr) = text
             .lines()
             .find(|l| l.contains("serving /healthz"))
-            .and_then(|l| l.split("addr=").nth(1))
+            // The address is the first word after `addr=`: other fields
+            // (`oauth=…`) follow it on the line.
+            .and_then(|l| l.split("addr=").nth(1)?.split_whitespace().next())
         {
-            break format!("http://{}/metrics", addr.trim());
+            break format!("http://{addr}/metrics");
         }
         if t0.elapsed() > Duration::from_secs(60) {
             return Err(format!("operator did not start:\n{text}").into());
@@ -944,7 +985,36 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
     });
     w.sim.shutdown().await;
     w.cp.stop();
+    if s.baseline {
+        run_baseline(&mut out, s.latency).await;
+    }
     Ok(out)
+}
+
+/// The old way's host change for the same N, after everything of the
+/// operator's run has stopped, compared with the operator's host change.
+async fn run_baseline(out: &mut Run, latency: Duration) {
+    eprintln!(
+        "== {} shops: baseline (shopify_api Registry, {} workers) on a fresh simulator",
+        out.shops,
+        baseline::WORKERS
+    );
+    let mut b = baseline::run(out.shops, latency).await;
+    b.compare(out);
+    eprintln!(
+        "   baseline: last mutation {:.2} s ({:.1}× ours), {:.2} requests/shop, {} throttled retries, \
+         {}/{} HTTPS subscriptions at the new host",
+        b.wall_s,
+        b.wall_ratio,
+        b.requests_per_shop,
+        b.throttled_retries,
+        b.subscriptions_repointed,
+        b.https_subscriptions
+    );
+    if let Some(e) = &b.error {
+        eprintln!("   baseline failed: {e}");
+    }
+    out.baseline = Some(b);
 }
 
 async fn steady_and_idle(w: &mut World, out: &mut Run, resync: Duration) {
@@ -1194,6 +1264,7 @@ fn table(runs: &[Run]) -> String {
                 costs.join("; ")
             ));
         }
+        s.push_str(&baseline::rows(r));
     }
     s
 }
@@ -1507,7 +1578,18 @@ fn write_report(dir: &Path, fresh: &[Run], s: &Settings) -> std::io::Result<Vec<
     let path = dir.join("converge.json");
     let mut report: Report = std::fs::read_to_string(&path)
         .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
+        .and_then(|t| {
+            // Say so when earlier runs are about to be dropped (a NaN is
+            // written as null, which an f64 field does not read back).
+            serde_json::from_str(&t)
+                .map_err(|e| {
+                    eprintln!(
+                        "converge: {} unreadable, earlier runs dropped: {e}",
+                        path.display()
+                    )
+                })
+                .ok()
+        })
         .unwrap_or_default();
     report.runs.retain(|r| !fresh.iter().any(|f| f.shops == r.shops));
     report.runs.extend(fresh.iter().cloned());
@@ -1559,6 +1641,9 @@ fn main() {
     for &n in &s.shops {
         match rt.block_on(run(n, &s)) {
             Ok(r) => {
+                // A baseline that did not repoint everything fails the bench
+                // (its numbers are still written).
+                failed |= r.baseline.as_ref().is_some_and(|b| !b.completed);
                 fresh.push(r);
                 if let Err(e) = write_report(&s.out, &fresh, &s) {
                     eprintln!("converge: writing the report: {e}");
