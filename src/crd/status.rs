@@ -1,0 +1,165 @@
+//! The ShopifyShop's status: conditions, where its webhooks point and how
+//! each desired subscription stands, its syncs, token expiry, API version
+//! notes. Pure data, no network. Written only by the operator (the
+//! controller applies it; the `app/uninstalled` receiver merge-patches
+//! `appUninstalled`).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a ShopifyShop.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ShopifyShopStatus {
+    /// The `metadata.generation` the status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, `TokenValid`, `WebhooksSynced`, `SyncHealthy`, one per type.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// The host the webhook subscriptions point at now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_host: Option<String>,
+
+    /// `in-sync/desired` webhook subscriptions, e.g. `8/8`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks_in_sync: Option<String>,
+
+    /// One entry per desired topic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookStatus>,
+
+    /// Subscriptions of this app on the shop for topics not in the spec
+    /// (left alone unless `prune: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmanaged_subscriptions: Option<i32>,
+
+    /// The Admin API version Shopify actually served, when it differs from
+    /// `spec.adminApiVersion` (a removed version falls forward).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_api_version: Option<String>,
+
+    /// Shopify's `X-Shopify-API-Deprecated-Reason` on the last listing of
+    /// this shop's subscriptions: the operator's requests at the served
+    /// version use something Shopify has deprecated (a newer
+    /// `spec.adminApiVersion` avoids it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_deprecation_reason: Option<String>,
+
+    /// One entry per sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sync: Vec<SyncStatus>,
+
+    /// When the access token expires (expiring offline tokens only); it is
+    /// refreshed before then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<Time>,
+
+    /// The last `shopify-operator.dev/sync-now` annotation value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_now_handled: Option<String>,
+
+    /// The last `shopify-operator.dev/reconcile-requested-at` (or Flux's
+    /// `reconcile.fluxcd.io/requestedAt`) annotation value acted on: the
+    /// pass for it re-checked the token and re-listed the shop on Shopify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+
+    /// The newest `lastSuccessfulTime` of all syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+
+    /// Set when Shopify reported `app/uninstalled` for this shop: Jobs and
+    /// webhook work stop until the token Secret changes (a reinstall through
+    /// the operator's OAuth endpoint, or a new token put there by hand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_uninstalled: Option<AppUninstalled>,
+}
+
+/// An `app/uninstalled` delivery the operator received and verified.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppUninstalled {
+    /// When the delivery arrived.
+    pub time: Time,
+    /// The token Secret's `resourceVersion` at that moment: a later version
+    /// means a new token, which ends the uninstalled state.
+    pub secret_resource_version: String,
+}
+
+/// State of one desired subscription: a topic at a destination.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookStatus {
+    /// REST topic, e.g. `orders/create`.
+    pub topic: String,
+    /// The delivery address the subscription has (or should have).
+    pub address: String,
+    /// Shopify's id, `gid://shopify/WebhookSubscription/N`, once it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `InSync`, `Missing`, `MissingScope`, `Failed` (Shopify refused it:
+    /// see `message`), or the first field that differs: `WrongAddress`,
+    /// `WrongFormat`, `WrongFilter`, `WrongFields`, `WrongMetafields`,
+    /// `WrongName`.
+    #[schemars(with = "String")]
+    pub state: TopicState,
+    /// Shopify's words when it refused the subscription (`userErrors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where one desired webhook topic stands (`status.webhooks[].state`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TopicState {
+    /// A subscription with the right address and format exists.
+    InSync,
+    /// No subscription of ours for the topic.
+    #[default]
+    Missing,
+    /// Ours, but at another host (or path variant).
+    WrongAddress,
+    /// Right address, wrong format.
+    WrongFormat,
+    /// Right address and format, another `filter`.
+    WrongFilter,
+    /// Other `includeFields`.
+    WrongFields,
+    /// Other `metafieldNamespaces` or `metafields`.
+    WrongMetafields,
+    /// Another `name`.
+    WrongName,
+    /// The token lacks the scope the topic needs.
+    MissingScope,
+    /// Shopify refused the create or update (`userErrors`).
+    Failed,
+    /// A state this version does not know (written by another version of
+    /// the operator); never written by this one.
+    #[serde(other)]
+    Other,
+}
+
+/// State of one sync.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// The sync's name.
+    pub name: String,
+    /// Scheduled time of the newest Job started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// Scheduled time of the newest Job that succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// Scheduled time of the newest Job that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Jobs of this sync running now.
+    pub active_jobs: i32,
+    /// Failed Jobs since the last success.
+    pub consecutive_failures: i32,
+}
