@@ -7,7 +7,30 @@
 
 use shopify_admin::{ApiVersion, KNOWN_TOPICS};
 
+use super::conditions::Reason;
+
 use crate::crd::WebhooksSpec;
+
+/// Why Shopify would refuse the spec's document at `version`, as a
+/// `WebhooksSynced` reason and message; `None` when nothing stands out.
+pub fn refusal(spec: &WebhooksSpec, version: &str) -> Option<(Reason, String)> {
+    if let Some((field, first)) = version.parse().ok().and_then(|v| unsupported_field(spec, v)) {
+        return Some((
+            Reason::UnsupportedForApiVersion,
+            format!(
+                "{field} needs Admin API {first} or later; spec.adminApiVersion is {version}: nothing was sent"
+            ),
+        ));
+    }
+    let (at, topic) = unknown_topic(spec)?;
+    Some((
+        Reason::UnknownTopic,
+        format!(
+            "{at} {topic:?} is not a webhook topic Shopify documents (check the spelling: REST form, \
+             e.g. orders/create): nothing was sent"
+        ),
+    ))
+}
 
 /// The first spec field (as its path) the version lacks, with the first
 /// version that has it: `("spec.webhooks.subscriptions[2].name", "2026-04")`.

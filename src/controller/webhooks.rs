@@ -197,40 +197,9 @@ pub async fn reconcile(
 
     // A field the version lacks or a topic Shopify does not have would fail
     // the whole document: refuse the spec before anything is sent.
-    if let Some((field, first)) = version
-        .parse()
-        .ok()
-        .and_then(|v| super::versions::unsupported_field(spec, v))
-    {
-        return Outcome::new(
-            token_ok,
-            Cond::new(
-                ConditionType::WebhooksSynced,
-                Status::False,
-                Reason::UnsupportedForApiVersion,
-                format!(
-                    "{field} needs Admin API {first} or later; spec.adminApiVersion is {version}: \
-                     nothing was sent"
-                ),
-            ),
-            shop,
-        );
-    }
-
-    if let Some((at, topic)) = super::versions::unknown_topic(spec) {
-        return Outcome::new(
-            token_ok,
-            Cond::new(
-                ConditionType::WebhooksSynced,
-                Status::False,
-                Reason::UnknownTopic,
-                format!(
-                    "{at} {topic:?} is not a webhook topic Shopify documents (check the spelling: \
-                     REST form, e.g. orders/create): nothing was sent"
-                ),
-            ),
-            shop,
-        );
+    if let Some((reason, message)) = super::versions::refusal(spec, version) {
+        let cond = Cond::new(ConditionType::WebhooksSynced, Status::False, reason, message);
+        return Outcome::new(token_ok, cond, shop);
     }
 
     // 2. Where Shopify has things now.
