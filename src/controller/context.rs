@@ -263,15 +263,20 @@ impl Context {
     }
 }
 
-/// What the webhooks pass depends on, hashed.
+/// What the webhooks pass (and the status it is reused from) depends on,
+/// hashed.
 pub(super) fn pass_key(
     shop: &ShopifyShop,
     host: &Option<Result<Endpoint, HostError>>,
     token: &AccessToken,
+    app_credentials_ok: bool,
 ) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     shop.metadata.generation.hash(&mut h);
+    // A reused outcome carries the `AppCredentialsInvalid` laid over it:
+    // when the app's credentials flip, the pass runs again.
+    app_credentials_ok.hash(&mut h);
     // An app's defaults change the shop's webhooks without a new
     // generation of the shop.
     if shop.spec.app_ref.is_some() {

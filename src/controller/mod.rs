@@ -129,7 +129,17 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     if requested.is_some() {
         ctx.token_checks.forget(&shop.uid().unwrap_or_default());
     }
-    let mut outcome = webhooks_step(ctx, shop, &tokens, host, refusal, requested.is_some()).await;
+    let credentials_ok = resolved.credentials.is_none();
+    let mut outcome = webhooks_step(
+        ctx,
+        shop,
+        &tokens,
+        host,
+        refusal,
+        credentials_ok,
+        requested.is_some(),
+    )
+    .await;
     if outcome.moved {
         tracing::info!("the shop moved to another shard; leaving it to its new owner");
         return Ok(Action::await_change());
@@ -217,6 +227,7 @@ async fn webhooks_step(
     tokens: &token::TokenStep,
     host: Option<Result<host::Endpoint, host::HostError>>,
     refusal: Option<&app::Refusal>,
+    app_credentials_ok: bool,
     fresh: bool,
 ) -> webhooks::Outcome {
     // The allow-lists come first: no token is ever sent for such a shop.
@@ -228,7 +239,7 @@ async fn webhooks_step(
         _ if tokens.marker == uninstalled::Marker::Current => uninstalled::outcome(shop),
         Err(e) => token_unreadable(shop, &e),
         Ok(token) => {
-            let key = context::pass_key(shop, &host, &token);
+            let key = context::pass_key(shop, &host, &token, app_credentials_ok);
             let reused = status::reused_outcome(shop).filter(|_| !fresh && ctx.recent_pass(&uid, key));
             match reused {
                 Some(reused) => reused,

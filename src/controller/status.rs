@@ -9,7 +9,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use kube::runtime::events::EventType;
 
-use super::conditions::{self, Cond, ConditionType, Reason, Status, Transition};
+use super::conditions::{self, Cond, ConditionType, Status, Transition};
 use super::{Context, Error, Note, sync, webhooks};
 use crate::crd::{ShopifyShop, ShopifyShopStatus, TopicState};
 use crate::names::{FIELD_MANAGER, FLUX_REQUESTED_AT, RECONCILE_REQUESTED_AT};
@@ -172,14 +172,8 @@ pub(super) fn reused_outcome(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
             c.message.clone(),
         ))
     };
-    let token = cond(ConditionType::TokenValid)?;
-    // That reason is laid over the pass's own verdict (which was True), not
-    // what the pass found: run the pass again rather than keep it.
-    if token.reason == Reason::AppCredentialsInvalid {
-        return None;
-    }
     Some(webhooks::Outcome {
-        token,
+        token: cond(ConditionType::TokenValid)?,
         webhooks: cond(ConditionType::WebhooksSynced)?,
         host: status.webhook_host.clone(),
         topics: Some(status.webhooks.clone()),
