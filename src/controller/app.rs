@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::conditions::Reason;
+use super::conditions::{ConditionType, Reason};
 use super::{Context, Error, inherit};
 use crate::allow_list::shop_allowed;
 use crate::crd::{ShopifyApp, ShopifyShop};
@@ -77,7 +77,11 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
     let credentials = app
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "CredentialsValid"))
+        .and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == ConditionType::CredentialsValid.as_str())
+        })
         .filter(|c| c.status == "False")
         .map(|c| Refusal {
             reason: Reason::AppCredentialsInvalid,

@@ -16,7 +16,7 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
 use super::conditions::ConditionType;
-use super::{Context, apps, error_policy, gate, reconcile, sync};
+use super::{Context, apps, error_policy, gate, inherit, reconcile, sync};
 use crate::crd::{ShopifyApp, ShopifyShop};
 
 /// A hash of what a reconcile acts on: spec (via generation), annotations
@@ -55,21 +55,13 @@ fn app_of(shop: &ShopifyShop, apps: &Store<ShopifyApp>) -> Option<Arc<ShopifyApp
     apps.get(&ObjectRef::new(&r.name).within(&shop.namespace().unwrap_or_default()))
 }
 
-/// Whether the shop's webhooks (its own, else its app's) go to Ingress `name`.
+/// Whether the shop's webhooks, as its app completes them, go to Ingress
+/// `name`.
 fn uses_ingress(shop: &ShopifyShop, apps: &Store<ShopifyApp>, name: &str) -> bool {
-    let own = shop.spec.webhooks.as_ref().map(|w| w.endpoint.clone());
-    let endpoint = own.or_else(|| {
-        app_of(shop, apps)?
-            .spec
-            .defaults
-            .as_ref()?
-            .webhooks
-            .as_ref()?
-            .endpoint
-            .clone()
-    });
-    endpoint
-        .and_then(|e| e.ingress_ref)
+    let inherited = app_of(shop, apps).map(|app| inherit::effective(&shop.spec, &app).webhooks);
+    let webhooks = inherited.unwrap_or_else(|| shop.spec.webhooks.clone());
+    webhooks
+        .and_then(|w| w.endpoint.ingress_ref)
         .is_some_and(|r| r.name == name)
 }
 
