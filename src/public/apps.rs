@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::{Public, Refusal, Target, refuse};
+use super::{Public, Refusal, Target, installed_names, refuse, unavailable};
 use crate::allow_list::shop_allowed;
 use crate::crd::{LocalObjectRef, SecretRef, ShopifyApp, ShopifyShop, ShopifyShopSpec, TokenSpec};
 use crate::names::FIELD_MANAGER;
@@ -33,19 +33,6 @@ pub(crate) struct AppInstall {
     pub create: bool,
 }
 
-fn short_name(domain: &str) -> String {
-    domain.split('.').next().unwrap_or(domain).to_ascii_lowercase()
-}
-
-fn unavailable(shop: &str, what: &str, e: &kube::Error) -> Refusal {
-    refuse(
-        StatusCode::SERVICE_UNAVAILABLE,
-        shop,
-        "KubernetesUnavailable",
-        &format!("cannot read {what}: {e}"),
-    )
-}
-
 /// The app `ns/name` and where an install of `shop` puts the token;
 /// refused for an unknown app, unreadable credentials, a shop outside its
 /// `allowedShops`, or a shop without a ShopifyShop when the app creates
@@ -60,7 +47,7 @@ pub(crate) async fn install_for(
     let app = apps
         .get_opt(name)
         .await
-        .map_err(|e| unavailable(shop, "the ShopifyApp", &e))?
+        .map_err(|e| unavailable(shop, "cannot read the ShopifyApp", &e))?
         .ok_or_else(|| {
             refuse(
                 StatusCode::NOT_FOUND,
@@ -80,7 +67,7 @@ pub(crate) async fn install_for(
     let secret = &app.spec.credentials_secret_ref.name;
     let creds = token_store::app_credentials(&public.client, ns, secret)
         .await
-        .map_err(|e| unavailable(shop, "the app's credentials", &e))?
+        .map_err(|e| unavailable(shop, "cannot read the app's credentials", &e))?
         .ok_or_else(|| {
             refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -93,7 +80,7 @@ pub(crate) async fn install_for(
     let listed = shops
         .list(&ListParams::default())
         .await
-        .map_err(|e| unavailable(shop, "ShopifyShops", &e))?;
+        .map_err(|e| unavailable(shop, "cannot read ShopifyShops", &e))?;
     let targets: Vec<Target> = listed
         .items
         .into_iter()
@@ -126,7 +113,7 @@ pub(crate) async fn install_for(
     }
     let target = Target {
         shop: None,
-        secret: (ns.to_string(), format!("{}-shopify-token", short_name(shop))),
+        secret: (ns.to_string(), installed_names(shop).1),
         app: creds,
     };
     Ok(AppInstall {
@@ -150,7 +137,7 @@ pub(crate) fn shop_from_template(app: &ShopifyApp, domain: &str, token_secret: &
     let mut labels = meta.labels;
     labels.insert(CREATED_BY_APP_LABEL.into(), app.name_any());
     let mut shop = ShopifyShop::new(
-        &short_name(domain),
+        &installed_names(domain).0,
         ShopifyShopSpec {
             domain: domain.to_string(),
             admin_api_version: spec.admin_api_version,

@@ -116,6 +116,25 @@ pub(crate) fn refuse(status: StatusCode, shop: &str, reason: &'static str, messa
     }
 }
 
+/// 503 `KubernetesUnavailable`: `what` could not be done (`cannot read
+/// ShopifyShops`) for the apiserver's reason `e`.
+pub(crate) fn unavailable(shop: &str, what: &str, e: &kube::Error) -> Refusal {
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        shop,
+        "KubernetesUnavailable",
+        &format!("{what}: {e}"),
+    )
+}
+
+/// The name an install gives a shop that has none yet (the domain's first
+/// label) and its token Secret (`{name}-shopify-token`).
+pub(crate) fn installed_names(domain: &str) -> (String, String) {
+    let short = domain.split('.').next().unwrap_or(domain).to_ascii_lowercase();
+    let secret = format!("{short}-shopify-token");
+    (short, secret)
+}
+
 /// Where a shop's token goes, and with which app.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -173,10 +192,9 @@ impl Public {
             && let Some((ns, name)) = &self.cfg.default_app
             && let Some(app) = token_store::app_credentials(&self.client, ns, name).await?
         {
-            let short = domain.split('.').next().unwrap_or(domain).to_ascii_lowercase();
             out.push(Target {
                 shop: None,
-                secret: (ns.clone(), format!("{short}-shopify-token")),
+                secret: (ns.clone(), installed_names(domain).1),
                 app,
             });
         }

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::apps::{self, Seen};
-use super::{Public, Refusal, Target, nonce, refuse, state, unix_now};
+use super::{Public, Refusal, Target, nonce, refuse, state, unavailable, unix_now};
 use crate::allow_list::shop_allowed;
 use crate::token_store::{self, AppCredentials};
 use shopify_admin::hmac::SecretUsed;
@@ -55,12 +55,14 @@ enum Origin {
 }
 
 impl Origin {
-    /// The callback path, relative to the public URL.
-    fn callback_path(&self) -> String {
-        match self {
+    /// The callback URL under the public URL (Shopify's `redirect_uri`; its
+    /// path is the state cookie's).
+    fn callback(&self, public_url: Option<&url::Url>) -> Option<url::Url> {
+        let path = match self {
             Origin::Flags => "oauth/callback".into(),
             Origin::App { namespace, name } => format!("oauth/{namespace}/{name}/callback"),
-        }
+        };
+        public_url?.join(&path).ok()
     }
 }
 
@@ -117,12 +119,7 @@ async fn admit(public: &Public, origin: &Origin, pairs: &[(String, String)]) -> 
                     "no ShopifyShop with app credentials (spec.app.secretRef) for this shop",
                 )),
                 Ok(t) => Ok(t),
-                Err(e) => Err(refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &shop,
-                    "KubernetesUnavailable",
-                    &format!("cannot read ShopifyShops: {e}"),
-                )),
+                Err(e) => Err(unavailable(&shop, "cannot read ShopifyShops", &e)),
             }?;
             Ok(Admitted {
                 shop,
@@ -187,11 +184,7 @@ async fn start(public: &Public, origin: Origin, query: Option<String>) -> Respon
     let app = &admitted.targets[0].app;
     let ttl = public.cfg.state_ttl.as_secs();
     let state = state::issue(shop, unix_now() + ttl, &app.secret);
-    let callback = public
-        .cfg
-        .public_url
-        .as_ref()
-        .and_then(|u| u.join(&origin.callback_path()).ok());
+    let callback = origin.callback(public.cfg.public_url.as_ref());
     let redirect_uri = callback.as_ref().map(|u| u.to_string()).unwrap_or_default();
     let cookie_path = callback
         .as_ref()
@@ -317,12 +310,7 @@ async fn verify<'a>(
             "InvalidState",
             state::StateError::Replayed.message(),
         )),
-        Err(nonce::TakeError::Api(e)) => Err(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            shop,
-            "KubernetesUnavailable",
-            &format!("cannot record the OAuth state as used: {e}"),
-        )),
+        Err(nonce::TakeError::Api(e)) => Err(unavailable(shop, "cannot record the OAuth state as used", &e)),
     }
 }
 
@@ -398,11 +386,8 @@ async fn finish(public: &Public, origin: Origin, headers: &HeaderMap, raw: Strin
     tracing::info!(shop, secrets = ?stored, created = ?created, expiring = grant.refresh_token.is_some(), "OAuth install: token stored");
     let clear = format!(
         "{STATE_COOKIE}=; Path={}; Max-Age=0; HttpOnly; Secure; SameSite=Lax",
-        public
-            .cfg
-            .public_url
-            .as_ref()
-            .and_then(|u| u.join(&origin.callback_path()).ok())
+        origin
+            .callback(public.cfg.public_url.as_ref())
             .map(|u| u.path().to_string())
             .unwrap_or_default()
     );

@@ -21,7 +21,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
 use super::apps::Seen;
-use super::{Public, refuse};
+use super::{Public, refuse, unavailable};
 use crate::crd::ShopifyShop;
 use crate::names::{FIELD_MANAGER, UNINSTALLED_TOPIC as TOPIC};
 use shopify_admin::hmac::SecretUsed;
@@ -98,13 +98,7 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
     let shops = match super::shops_for(&public.client, public.cfg.namespace.as_deref(), &shop).await {
         Ok(s) => s,
         Err(e) => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &shop,
-                "KubernetesUnavailable",
-                &format!("cannot read ShopifyShops: {e}"),
-            )
-            .into_response();
+            return unavailable(&shop, "cannot read ShopifyShops", &e).into_response();
         }
     };
     if shops.is_empty() {
@@ -121,13 +115,7 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
         let creds = match crate::token_store::shop_app_credentials(&public.client, &s).await {
             Ok(c) => c,
             Err(e) => {
-                return refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &shop,
-                    "KubernetesUnavailable",
-                    &format!("cannot read the app Secret: {e}"),
-                )
-                .into_response();
+                return unavailable(&shop, "cannot read the app Secret", &e).into_response();
             }
         };
         if let Some(used) = creds.and_then(|c| verify_webhook(&body, hmac, &c.secret, c.previous.as_ref())) {
@@ -170,13 +158,7 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
             }
             Err(e) => {
                 // Shopify retries a non-2xx delivery: the record isn't lost.
-                return refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &shop,
-                    "KubernetesUnavailable",
-                    &format!("cannot record the uninstall: {e}"),
-                )
-                .into_response();
+                return unavailable(&shop, "cannot record the uninstall", &e).into_response();
             }
         }
     }
