@@ -60,12 +60,14 @@ fn every_alert_fires_when_it_should_and_not_before() {
 struct Prometheus {
     process: testenv::Supervised,
     url: String,
+    _port: testenv::PortLease,
 }
 
 impl Prometheus {
     /// Scrapes `target` every second and evaluates `rules` every second.
     fn start(dir: &Path, target: &str, rules: &str) -> Prometheus {
-        let port = support::free_port();
+        let lease = support::lease_port();
+        let port = lease.port();
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("rules.yaml"), rules).unwrap();
         let config = format!(
@@ -83,6 +85,7 @@ impl Prometheus {
         Prometheus {
             process,
             url: format!("http://127.0.0.1:{port}"),
+            _port: lease,
         }
     }
 

@@ -952,7 +952,6 @@ async fn prove_rbac(namespaced: bool) {
     .unwrap();
     let container = &one(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
     let pod_name = format!("{FULLNAME}-5d8f7b9c4-x7k2p");
-    let http_addr = format!("127.0.0.1:{}", support::free_port());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shopify-operator"));
     for k in OPERATOR_ENV {
         cmd.env_remove(k);
@@ -973,7 +972,8 @@ async fn prove_rbac(namespaced: bool) {
     cmd.env("KUBECONFIG", &kubeconfig)
         .env("SHOPIFY_BASE_URL", env.sim.base_url())
         .env("PUBLIC_URL", "https://operator.example")
-        .env("HTTP_ADDR", &http_addr)
+        // Port 0: the operator binds first and logs the address it got.
+        .env("HTTP_ADDR", "127.0.0.1:0")
         // Debug, so that a refused request shows up even where it is only
         // logged at debug level.
         .env(
@@ -986,11 +986,7 @@ async fn prove_rbac(namespaced: bool) {
     // Started: /healthz answers (a start-up failure, e.g. the CRD check
     // refused, ends the process instead).
     let started = std::time::Instant::now();
-    while http_get(&format!("http://{http_addr}/healthz"))
-        .await
-        .map(|r| r.0)
-        != Some(200)
-    {
+    let http_addr = loop {
         let operator = env.operator.as_mut().unwrap();
         if let Some(status) = operator.exited() {
             panic!(
@@ -998,12 +994,17 @@ async fn prove_rbac(namespaced: bool) {
                 operator.log_tail(20)
             );
         }
+        if let Some(addr) = support::logged_http_addr(operator)
+            && http_get(&format!("http://{addr}/healthz")).await.map(|r| r.0) == Some(200)
+        {
+            break addr;
+        }
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{tag}: no /healthz after 30s"
+            started.elapsed() < Duration::from_secs(60),
+            "{tag}: no /healthz after 60s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
 
     // Adoption: every seed shop Ready, nothing changed on Shopify; as the
     // chart's NOTES.txt tells a person to check it.

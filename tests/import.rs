@@ -61,6 +61,7 @@ struct MariaDb {
     dir: PathBuf,
     port: u16,
     _server: Mutex<Supervised>,
+    _port: testenv::PortLease,
 }
 
 fn bin_dir() -> PathBuf {
@@ -145,11 +146,8 @@ fn mariadb() -> &'static MariaDb {
             .unwrap()
             .write_serving(&dir, &["localhost".into(), "127.0.0.1".into()])
             .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let lease = testenv::lease_port().expect("lease a port for mariadbd");
+        let port = lease.port();
         let mut cmd = Command::new(program(&bin, "mariadbd"));
         cmd.args([
             "--no-defaults",
@@ -196,6 +194,7 @@ fn mariadb() -> &'static MariaDb {
             dir,
             port,
             _server: Mutex::new(server),
+            _port: lease,
         };
         db.sql(&format!(
             "CREATE USER importer@'%' IDENTIFIED BY '{PASSWORD}'; GRANT SELECT ON *.* TO importer@'%';
@@ -491,11 +490,9 @@ fn custom_names_come_from_flags_or_env_and_bad_names_are_fatal() {
 fn an_unusable_database_is_fatal_and_the_password_stays_hidden() {
     let db = mariadb();
     db.oms("password");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Leased and never listened on: nobody can be there.
+    let lease = testenv::lease_port().unwrap();
+    let closed = lease.port();
     for url in [
         format!("mysql://importer:{PASSWORD_IN_URL}@127.0.0.1:{closed}/oms"),
         format!(

@@ -257,8 +257,9 @@ async fn trigger_signs_like_shopify_and_tells_failures_apart() {
     assert_eq!(code, 5);
 
     // Nobody listening: not reachable.
-    let closed = support::free_port();
-    let url = format!("https://localhost:{closed}/webhooks/orders_create");
+    // Leased and never listened on: nobody can be there.
+    let closed = support::lease_port();
+    let url = format!("https://localhost:{}/webhooks/orders_create", closed.port());
     let (code, _, stderr) = trigger(
         &env,
         &["--shop", "shop", "--topic", "orders/create", "--address", &url],

@@ -57,27 +57,31 @@ pub fn hack_tool(env_var: &str, script: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
 }
 
-/// A loopback port nothing listens on (just now).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port leased to this test (see `testenv::lease_port`): nobody
+/// else is given it while the lease lives, and nothing listens on it until
+/// the test starts something there.
+pub fn lease_port() -> testenv::PortLease {
+    testenv::lease_port().expect("lease a loopback port")
+}
+
+/// The HTTP address an operator process (started with `HTTP_ADDR` port 0)
+/// logged once it had bound its listener, if it has yet.
+pub fn logged_http_addr(p: &Supervised) -> Option<String> {
+    let log = std::fs::read_to_string(&p.log).ok()?;
+    let line = log.lines().find(|l| l.contains("serving /healthz"))?;
+    let start = line.find("addr=")? + 5;
+    Some(
+        line[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
+            .collect(),
+    )
 }
 
 /// The HTTP address an operator process logged.
 pub async fn http_addr(p: &Supervised) -> String {
-    wait_for("the HTTP address in the log", Duration::from_secs(30), || async {
-        let log = std::fs::read_to_string(&p.log).ok()?;
-        let line = log.lines().find(|l| l.contains("serving /healthz"))?;
-        let start = line.find("addr=")? + 5;
-        let rest = &line[start..];
-        let addr: String = rest
-            .chars()
-            .take_while(|c| !c.is_whitespace() && *c != '\u{1b}')
-            .collect();
-        Some(addr)
+    wait_for("the HTTP address in the log", Duration::from_secs(60), || async {
+        logged_http_addr(p)
     })
     .await
 }

@@ -13,9 +13,9 @@
 //! that forked them exits, and test threads come and go.
 
 mod certs;
+mod ports;
 mod process;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 pub use certs::Authority;
+pub use ports::{PortLease, lease_port};
 pub use process::{Supervised, clock_ticks_per_second, send_sigterm, spawn_supervised};
 
 /// Errors of the test environment; messages say what to do next.
@@ -92,6 +93,9 @@ pub struct ControlPlane {
     assets: PathBuf,
     apiserver_port: u16,
     options: Options,
+    // Held while the control plane lives: a restarted apiserver gets its
+    // port back, and nobody else is ever given these.
+    _ports: Vec<PortLease>,
 }
 
 /// The folder holding `etcd`, `kube-apiserver` and `kube-controller-manager`:
@@ -131,10 +135,6 @@ pub fn kubectl() -> PathBuf {
     } else {
         PathBuf::from("kubectl")
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Removes folders of earlier runs whose process is gone (a static control
@@ -184,10 +184,9 @@ impl ControlPlane {
         std::fs::write(dir.join("audit-policy.yaml"), AUDIT_POLICY)?;
 
         let started = Instant::now();
-        let etcd_port = free_port()?;
-        let peer_port = free_port()?;
+        let ports = [lease_port()?, lease_port()?, lease_port()?];
+        let [etcd_port, peer_port, apiserver_port] = ports.each_ref().map(PortLease::port);
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
-        let apiserver_port = free_port()?;
         let server = format!("https://127.0.0.1:{apiserver_port}");
         let admin_kubeconfig = dir.join("admin.kubeconfig");
         std::fs::write(
@@ -205,6 +204,7 @@ impl ControlPlane {
             assets,
             apiserver_port,
             options,
+            _ports: ports.into(),
         };
         cp.start_etcd(peer_port)?;
         cp.start_apiserver()?;
@@ -287,14 +287,12 @@ impl ControlPlane {
         if !bin.is_file() {
             return Err(TestEnvError::BinariesMissing(self.assets.clone()));
         }
-        let port = free_port()?;
         let mut cmd = std::process::Command::new(bin);
         cmd.arg(format!("--kubeconfig={}", self.admin_kubeconfig.display()))
             .arg("--controllers=garbage-collector-controller,namespace-controller")
             .arg("--leader-elect=false")
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={port}"))
-            .arg(format!("--cert-dir={}", self.dir.join("kcm").display()))
+            // Nothing here asks its health or metrics endpoint: no port.
+            .arg("--secure-port=0")
             .arg("--concurrent-gc-syncs=5")
             .arg("--v=1");
         self.spawn("kube-controller-manager", cmd)
