@@ -24,10 +24,12 @@ apt_install_quiet() {
   # A fresh machine may never have fetched the package lists.
   if ! apt-cache show "$1" >/dev/null 2>&1; then
     say "apt-get update"
-    apt-get update -qq >&2
+    apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
   fi
   say "installing $* (Debian packages)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+  # Another apt-get on the machine (a second run's install) holds dpkg's
+  # lock for a while: wait for it instead of failing.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >&2
   restore_policy
   trap - EXIT
 }
