@@ -87,7 +87,7 @@ async fn start(prefix: &str, endpoint: serde_json::Value) -> Env {
 async fn all_at(env: &Env, host: &str) {
     wait_for(
         &format!("every subscription at {host}"),
-        Duration::from_secs(10),
+        Duration::from_secs(60),
         || async {
             let subs = env.sim.subscriptions(DOMAIN);
             subs.iter()

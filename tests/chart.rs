@@ -610,7 +610,10 @@ impl Drop for Cleanup {
                 ]);
             }
             k(&["delete", "shopifyshops", "--all", "-n", ns, "--wait=false"]);
-            k(&["delete", "namespace", ns, "--wait=false"]);
+            // Gone before the next proof starts: a cluster-wide operator
+            // must not find this one's terminating namespace (where every
+            // create is refused).
+            k(&["delete", "namespace", ns, "--wait=true", "--timeout=180s"]);
         }
         if let Some(f) = &self.rbac_file {
             let f = f.to_string_lossy();

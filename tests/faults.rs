@@ -17,7 +17,7 @@ use kube::api::{Api, Patch, PatchParams};
 use rand::RngExt;
 use serde_json::json;
 use shopify_sim::{Fault, Fixture, ShopFixture, TokenFixture};
-use support::{Env, spec, wait_for};
+use support::{Env, LOST_RESPONSE_HANG, spec, wait_for};
 use testenv::{ControlPlane, Options};
 
 const TOPICS: [&str; 4] = [
@@ -141,6 +141,7 @@ async fn a_flaky_shopify_and_a_revoked_token_leave_one_subscription_per_topic() 
     const N: usize = 8;
     const REVOKED: usize = 5;
     let mut env = Env::new("flaky", shops(N)).await;
+    env.expect_lost_responses();
     env.ingress("oms", "oms.popsockets.com").await;
     create_shops(&env, N).await;
     env.sim.set_latency(Duration::from_millis(20));
@@ -152,7 +153,7 @@ async fn a_flaky_shopify_and_a_revoked_token_leave_one_subscription_per_topic() 
     env.sim.inject(Fault::TimeoutAfterApply {
         shop: None,
         count: 3,
-        hang: Duration::from_secs(3),
+        hang: LOST_RESPONSE_HANG,
         mutations_only: true,
     });
     for i in 0..3 {
@@ -215,6 +216,7 @@ async fn a_flaky_shopify_and_a_revoked_token_leave_one_subscription_per_topic() 
 async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_topic() {
     const N: usize = 10;
     let mut env = Env::new("sigkill", shops(N)).await;
+    env.expect_lost_responses();
     env.ingress("oms", "oms.popsockets.com").await;
     create_shops(&env, N).await;
     // Slow, flaky Shopify: every kill lands somewhere mid-flight.
@@ -239,7 +241,7 @@ async fn sigkill_twenty_times_during_convergence_leaves_one_subscription_per_top
             env.sim.inject(Fault::TimeoutAfterApply {
                 shop: None,
                 count: 2,
-                hang: Duration::from_secs(3),
+                hang: LOST_RESPONSE_HANG,
                 mutations_only: true,
             });
             env.sim.inject(Fault::Status {

@@ -196,7 +196,10 @@ async fn random_specs_are_rejected_or_reconciled_without_panic() {
     // Every accepted shop gets a status for its generation; if not, the
     // failure says which shops, their specs and conditions, and what the
     // operator logged (the specs are random: this is all there is to go by).
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    // The number of shops is random: the deadline is on progress (some
+    // shop caught up within 90 s), not on the whole set.
+    let mut fewest_waiting = usize::MAX;
+    let mut progressed = std::time::Instant::now();
     loop {
         let mut waiting = Vec::new();
         for name in &accepted {
@@ -224,9 +227,13 @@ async fn random_specs_are_rejected_or_reconciled_without_panic() {
         if waiting.is_empty() {
             break;
         }
+        if waiting.len() < fewest_waiting {
+            fewest_waiting = waiting.len();
+            progressed = std::time::Instant::now();
+        }
         assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after 90s waiting for every accepted shop to have a status for its generation:\n{}\noperator log:\n{}",
+            progressed.elapsed() < Duration::from_secs(90),
+            "no shop caught up for 90s; still waiting for these accepted shops to have a status for their generation:\n{}\noperator log:\n{}",
             waiting.join("\n"),
             env.operator_log()
         );

@@ -74,13 +74,19 @@ async fn jobs_of(env: &Env, i: usize) -> usize {
 async fn shops_move_between_shards_mid_host_change_without_a_gap_or_a_double_owner() {
     // Every Shopify request takes a while, so passes are in flight when
     // the shops move (an old owner's pass must then leave them alone).
+    // The old owner asks the apiserver whether a shop is still its own just
+    // before it sends the document; only a stall longer than one request's
+    // latency between the two would let the new owner list before that
+    // document runs (Shopify has no conditional write to fence it). A
+    // second, not a quarter of one, keeps that out of a loaded machine's
+    // reach.
     let cp = testenv::shared(shopify_operator::crd::all).await;
     let env = Env::with_sim(
         cp,
         "shards",
         shopify_sim::SimConfig {
             fixture: fixture(),
-            latency: Duration::from_millis(250),
+            latency: Duration::from_secs(1),
             ..Default::default()
         },
     )

@@ -76,8 +76,13 @@ impl Running {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(30), &mut task)
+                .await
+                .is_err()
+        {
+            // Not stopped in time: never leave it running beside the next.
+            task.abort();
         }
     }
 }
@@ -172,7 +177,7 @@ async fn jobs_carry_context_and_success_feeds_the_next_since() {
     );
 
     clock.set(slot + SignedDuration::from_secs(5));
-    let first = wait_for("first Job", Duration::from_secs(20), || async {
+    let first = wait_for("first Job", Duration::from_secs(60), || async {
         jobs(&env.client, &env.ns).await.into_iter().next()
     })
     .await;
@@ -207,7 +212,7 @@ async fn jobs_carry_context_and_success_feeds_the_next_since() {
     );
 
     finish(&env.client, &env.ns, &first.name_any(), true).await;
-    wait_for("lastSuccessfulTime", Duration::from_secs(20), || async {
+    wait_for("lastSuccessfulTime", Duration::from_secs(60), || async {
         let s = status(&env).await;
         (s.sync.first()?.last_successful_time.as_ref()?.0 == slot && s.last_sync_time.as_ref()?.0 == slot)
             .then_some(())
@@ -216,7 +221,7 @@ async fn jobs_carry_context_and_success_feeds_the_next_since() {
 
     let slot2 = slot + SignedDuration::from_mins(15);
     clock.set(slot2 + SignedDuration::from_secs(5));
-    let second = wait_for("second Job", Duration::from_secs(20), || async {
+    let second = wait_for("second Job", Duration::from_secs(60), || async {
         jobs(&env.client, &env.ns)
             .await
             .into_iter()
@@ -240,7 +245,7 @@ async fn a_restart_inside_a_slot_never_makes_a_second_job() {
     let run = Running::start(&env, clock.clone()).await;
     env.wait_condition("shop", "Ready", "True", None).await;
     clock.set(slot + SignedDuration::from_secs(1));
-    wait_for("the Job", Duration::from_secs(20), || async {
+    wait_for("the Job", Duration::from_secs(60), || async {
         (jobs(&env.client, &env.ns).await.len() == 1).then_some(())
     })
     .await;
@@ -255,7 +260,7 @@ async fn a_restart_inside_a_slot_never_makes_a_second_job() {
         .unwrap();
     clock.set(slot + SignedDuration::from_secs(30));
     let run = Running::start(&env, clock.clone()).await;
-    wait_for("slot recorded again", Duration::from_secs(20), || async {
+    wait_for("slot recorded again", Duration::from_secs(60), || async {
         let s = status(&env).await;
         (s.sync.first()?.last_schedule_time.as_ref()?.0 == slot).then_some(())
     })
@@ -279,7 +284,7 @@ async fn concurrency_policies() {
     let run = Running::start(&env, clock.clone()).await;
     env.wait_condition("shop", "Ready", "True", None).await;
     clock.set(slot + SignedDuration::from_secs(1));
-    wait_for("three Jobs", Duration::from_secs(20), || async {
+    wait_for("three Jobs", Duration::from_secs(60), || async {
         (jobs(&env.client, &env.ns).await.len() == 3).then_some(())
     })
     .await;
@@ -293,7 +298,7 @@ async fn concurrency_policies() {
     };
     wait_for(
         "allow runs two, replace swaps",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || async {
             let js = jobs(&env.client, &env.ns).await;
             (by_sync(&js, "allow") == 2 && by_sync(&js, "replace") == 1 && {
@@ -333,7 +338,7 @@ async fn suspend_invalid_schedules_and_invalid_tokens_start_nothing() {
     env.wait_condition("shop", "Ready", "False", Some("InvalidSchedule"))
         .await;
     clock.set(slot + SignedDuration::from_secs(1));
-    let js = wait_for("the valid sync's Job", Duration::from_secs(20), || async {
+    let js = wait_for("the valid sync's Job", Duration::from_secs(60), || async {
         let js = jobs(&env.client, &env.ns).await;
         (!js.is_empty()).then_some(js)
     })
@@ -358,6 +363,16 @@ async fn suspend_invalid_schedules_and_invalid_tokens_start_nothing() {
     env.wait_condition("shop", "SyncHealthy", "False", Some("TokenInvalid"))
         .await;
     clock.set(slot + SignedDuration::from_mins(15) + SignedDuration::from_secs(1));
+    // A pass that surely started after the jump: one for a generation made
+    // after it (a pass already under way at the jump proves nothing).
+    let patch = json!({"spec": {"sync": [{"name": "ok", "schedule": "*/15 * * * *", "successfulJobsHistoryLimit": 2,
+        "jobTemplate": template("ok")}]}});
+    env.shops()
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    env.wait_condition("shop", "SyncHealthy", "False", Some("TokenInvalid"))
+        .await;
     env.wait_condition("shop", "TokenValid", "False", Some("TokenRevoked"))
         .await;
     assert_eq!(
@@ -382,7 +397,7 @@ async fn manual_trigger_runs_once_per_value() {
         .patch("shop", &PatchParams::default(), &Patch::Merge(&annotate("first")))
         .await
         .unwrap();
-    wait_for("both syncs run", Duration::from_secs(20), || async {
+    wait_for("both syncs run", Duration::from_secs(60), || async {
         let s = status(&env).await;
         (jobs(&env.client, &env.ns).await.len() == 2 && s.sync_now_handled.as_deref() == Some("first"))
             .then_some(())
@@ -404,7 +419,7 @@ async fn manual_trigger_runs_once_per_value() {
         )
         .await
         .unwrap();
-    wait_for("orders runs again", Duration::from_secs(20), || async {
+    wait_for("orders runs again", Duration::from_secs(60), || async {
         (status(&env).await.sync_now_handled.as_deref() == Some("second name:orders")).then_some(())
     })
     .await;
@@ -435,45 +450,52 @@ async fn failures_history_limits_and_time_zones() {
         let at = slot + SignedDuration::from_mins(15 * i);
         clock.set(at + SignedDuration::from_secs(1));
         let name = format!("shop-orders-{}", at.as_second() / 60);
-        wait_for(&name, Duration::from_secs(20), || async {
+        wait_for(&name, Duration::from_secs(60), || async {
             orders(jobs(&env.client, &env.ns).await)
                 .into_iter()
                 .find(|j| j.name_any() == name)
         })
         .await;
         finish(&env.client, &env.ns, &name, false).await;
-        wait_for("failure counted", Duration::from_secs(20), || async {
+        wait_for("failure counted", Duration::from_secs(60), || async {
             (status(&env).await.sync.first()?.consecutive_failures == i as i32 + 1).then_some(())
         })
         .await;
     }
     env.wait_condition("shop", "SyncHealthy", "False", Some("SyncFailing"))
         .await;
-    wait_for("history pruned to 1", Duration::from_secs(20), || async {
+    wait_for("history pruned to 1", Duration::from_secs(60), || async {
         (orders(jobs(&env.client, &env.ns).await).len() == 1).then_some(())
     })
     .await;
 
-    // The nightly sync: 02:00 in Berlin is 01:00 UTC in November.
-    let day = slot.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let next_day = day.tomorrow().unwrap();
-    let utc_1am = next_day
-        .at(1, 0, 0, 0)
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .unwrap()
-        .timestamp();
-    clock.set(utc_1am - SignedDuration::from_secs(30));
-    clock.set(utc_1am + SignedDuration::from_secs(2));
-    let nightly = wait_for("nightly Job", Duration::from_secs(20), || async {
+    // The nightly sync: the first 02:00 in Berlin after the clock's last
+    // reading, computed here from the tz database, not by the operator's
+    // schedule code (01:00 UTC in winter, 00:00 in summer; today's may
+    // already be behind the clock, and have its Job).
+    let last = slot + SignedDuration::from_mins(30) + SignedDuration::from_secs(1);
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let mut day = last.to_zoned(berlin.clone()).date();
+    let two_am = loop {
+        let at = day.at(2, 0, 0, 0).to_zoned(berlin.clone()).unwrap().timestamp();
+        if at > last {
+            break at;
+        }
+        day = day.tomorrow().unwrap();
+    };
+    clock.set(two_am - SignedDuration::from_secs(30));
+    clock.set(two_am + SignedDuration::from_secs(2));
+    let name = format!("shop-nightly-{}", two_am.as_second() / 60);
+    let nightly = wait_for(&name, Duration::from_secs(60), || async {
         jobs(&env.client, &env.ns)
             .await
             .into_iter()
-            .find(|j| j.name_any().starts_with("shop-nightly-"))
+            .find(|j| j.name_any() == name)
     })
     .await;
     assert_eq!(
         nightly.annotations()["shopify-operator.dev/scheduled-at"],
-        utc_1am.to_string()
+        two_am.to_string()
     );
     run.stop().await;
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 use shopify_admin::{AccessToken, ClientConfig, ShopifyClient};
 use shopify_operator::controller::{Context, Settings, migrate, refresh};
 use shopify_sim::{AppFixture, Fault, Fixture, ShopFixture, TokenFixture};
-use support::{Env, spec, wait_for};
+use support::{Env, LOST_RESPONSE_HANG, spec, wait_for};
 
 const DOMAIN: &str = "expiring-shop.myshopify.com";
 
@@ -179,6 +179,7 @@ async fn works(env: &Env, token: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_refresh_response_is_recovered_with_the_same_refresh_token() {
     let mut env = Env::new("refresh-lost", fixture()).await;
+    env.expect_lost_responses();
     secrets(&env, "secret-1").await;
     env.create_shop("shop", shop_spec()).await;
     // The refresh is the operator's first request for this shop: Shopify
@@ -186,7 +187,7 @@ async fn a_lost_refresh_response_is_recovered_with_the_same_refresh_token() {
     env.sim.inject(Fault::TimeoutAfterApply {
         shop: Some(DOMAIN.into()),
         count: 1,
-        hang: Duration::from_secs(5),
+        hang: LOST_RESPONSE_HANG,
         mutations_only: false,
     });
     env.operator_args
@@ -339,13 +340,14 @@ async fn migration_keeps_the_old_token_until_the_new_one_is_verified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_migrates_a_token_even_when_the_answer_is_lost() {
     let mut env = Env::new("migrate", non_expiring_fixture()).await;
+    env.expect_lost_responses();
     migrating_shop(&env).await;
     // The exchange happens at Shopify, and the response is lost: the retry
     // with the original token must get the same pair back.
     env.sim.inject(Fault::TimeoutAfterApply {
         shop: Some(DOMAIN.into()),
         count: 1,
-        hang: Duration::from_secs(5),
+        hang: LOST_RESPONSE_HANG,
         mutations_only: false,
     });
     env.start_operator("5m");

@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use shopify_operator::crd::TopicState;
 use shopify_sim::{Fault, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
-use support::{Env, http_addr, reconciles, seed_fixture, spec, wait_for};
+use support::{Env, LOST_RESPONSE_HANG, http_addr, reconciles, seed_fixture, spec, wait_for};
 
 const HOST: &str = "oms.popsockets.com";
 
@@ -581,7 +581,9 @@ async fn deletion_policies_and_namespace_deletion() {
     // never hangs on the finalizer.
     let nss: Api<Namespace> = Api::all(env.client.clone());
     nss.delete(&env.ns, &DeleteParams::default()).await.unwrap();
-    wait_for("namespace gone", Duration::from_secs(60), || async {
+    // The namespace controller's rounds (discovery, deletion, requeue)
+    // take long on a loaded machine: a generous deadline, not a tight one.
+    wait_for("namespace gone", Duration::from_secs(180), || async {
         nss.get_opt(&env.ns).await.ok()?.is_none().then_some(())
     })
     .await;
@@ -597,13 +599,14 @@ async fn converges_through_throttling_5xx_and_applied_then_timed_out_mutations()
     ];
     let domain = "faulty-shop.myshopify.com";
     let mut env = Env::new("faults", one_shop(domain, "shpat_faults", &[])).await;
+    env.expect_lost_responses();
     env.token_secret("tok", "shpat_faults").await;
     // The first mutation document is applied, then the response never
     // comes: the operator must re-list, not create again.
     env.sim.inject(Fault::TimeoutAfterApply {
         shop: Some(domain.into()),
         count: 1,
-        hang: Duration::from_secs(5),
+        hang: LOST_RESPONSE_HANG,
         mutations_only: true,
     });
     env.create_shop("shop", spec(domain, "tok", json!({"host": HOST}), &topics))
@@ -686,11 +689,16 @@ async fn kubectl_wait_is_never_satisfied_by_a_stale_generation() {
         .patch("shop", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let out = wait("3s").await.unwrap();
+    // Long enough that kubectl surely got the object (a slow machine's
+    // failure to talk would pass this for the wrong reason): it must time
+    // out waiting, and say so.
+    let out = wait("10s").await.unwrap();
     assert!(
         !out.status.success(),
         "kubectl wait was satisfied by a stale Ready"
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timed out waiting"), "{stderr}");
 
     env.start_operator("5m");
     let out = wait("60s").await.unwrap();

@@ -65,10 +65,14 @@ pub fn lease_port() -> testenv::PortLease {
 }
 
 /// The HTTP address an operator process (started with `HTTP_ADDR` port 0)
-/// logged once it had bound its listener, if it has yet.
+/// logged once it had bound its listener, if it has yet: from a text line
+/// (`addr=…`) or a JSON one (`"fields":{"addr":…}`).
 pub fn logged_http_addr(p: &Supervised) -> Option<String> {
     let log = std::fs::read_to_string(&p.log).ok()?;
     let line = log.lines().find(|l| l.contains("serving /healthz"))?;
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        return json["fields"]["addr"].as_str().map(str::to_string);
+    }
     let start = line.find("addr=")? + 5;
     Some(
         line[start..]
@@ -102,6 +106,10 @@ pub async fn reconciles(addr: &str) -> Option<u64> {
             .sum::<f64>() as u64,
     )
 }
+
+/// How long the simulator holds a response that is to be lost to the
+/// operator (`Fault::TimeoutAfterApply`): see [`Env::expect_lost_responses`].
+pub const LOST_RESPONSE_HANG: Duration = Duration::from_secs(30);
 
 /// One test's world.
 pub struct Env {
@@ -177,6 +185,16 @@ impl Env {
         }
     }
 
+    /// For a test whose simulator holds responses for [`LOST_RESPONSE_HANG`]:
+    /// the operators it starts time out after 5 s — far above what a
+    /// loaded machine takes to answer (so no other request times out and
+    /// adds to a count), far below the hang. Every other test runs with the
+    /// product's default (15 s).
+    pub fn expect_lost_responses(&mut self) {
+        self.operator_args
+            .push(("SHOPIFY_REQUEST_TIMEOUT".into(), "5s".into()));
+    }
+
     /// Starts `shopify-operator run` with a fast resync.
     pub fn start_operator(&mut self, resync: &str) {
         let env = [("RESYNC_INTERVAL".to_string(), resync.to_string())];
@@ -200,7 +218,6 @@ impl Env {
             .env("KUBECONFIG", &kubeconfig)
             .env("SHOPIFY_BASE_URL", self.sim.base_url())
             .env("WATCH_NAMESPACE", &self.ns)
-            .env("SHOPIFY_REQUEST_TIMEOUT", "2s")
             .env("HTTP_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info,shopify_operator=debug");
         for (k, v) in self.operator_args.iter().chain(extra) {
