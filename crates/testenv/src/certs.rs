@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use base64::Engine as _;
+pub use rcgen::ExtendedKeyUsagePurpose;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
 /// A throw-away CA for one control plane.
@@ -52,6 +52,28 @@ impl Authority {
         std::fs::write(dir.join("ca.crt"), &self.cert_pem)?;
         std::fs::write(dir.join("serving.crt"), cert.pem())?;
         std::fs::write(dir.join("serving.key"), key.serialize_pem())?;
+        Ok(())
+    }
+
+    /// Writes `{name}.crt` and `{name}.key`: a certificate for `common_name`
+    /// in `organizations` with `names` (DNS names and IP addresses) as its
+    /// subject alternative names, for serving TLS or for client auth.
+    pub fn write_cert(
+        &self,
+        dir: &Path,
+        name: &str,
+        common_name: &str,
+        organizations: &[&str],
+        names: &[&str],
+        purpose: ExtendedKeyUsagePurpose,
+    ) -> Result<(), crate::TestEnvError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name = dn(common_name, organizations);
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &Issuer::from_params(&self.params, &self.key))?;
+        std::fs::write(dir.join(format!("{name}.crt")), cert.pem())?;
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem())?;
         Ok(())
     }
 
