@@ -13,6 +13,7 @@
 //! that forked them exits, and test threads come and go.
 
 mod certs;
+mod node;
 mod ports;
 mod process;
 
@@ -26,7 +27,10 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
-pub use certs::Authority;
+pub use certs::{Authority, ExtendedKeyUsagePurpose};
+pub use node::{
+    Cluster, NODE_IP, NODE_NAME, NodeOptions, PAUSE_IMAGE, image_dir, runtime_dir, shared_cluster,
+};
 pub use ports::{PortLease, lease_port};
 pub use process::{Supervised, clock_ticks_per_second, send_sigterm, spawn_supervised};
 
@@ -65,7 +69,7 @@ pub enum TestEnvError {
     Timeout(Duration, String),
 }
 
-type Result<T, E = TestEnvError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = TestEnvError> = std::result::Result<T, E>;
 
 /// What to start besides etcd and kube-apiserver.
 #[derive(Debug, Clone, Default)]
@@ -105,11 +109,7 @@ pub fn assets_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
         return PathBuf::from(dir);
     }
-    let root = std::env::var_os("SHOPIFY_OPERATOR_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("shopify-operator")))
-        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/shopify-operator")))
-        .unwrap_or_else(|| PathBuf::from("/tmp/shopify-operator-cache"));
+    let root = cache_root();
     let versions = include_str!("../../../hack/versions.env");
     let get = |key: &str| {
         versions
@@ -124,6 +124,15 @@ pub fn assets_dir() -> PathBuf {
         get("KUBERNETES_VERSION"),
         get("ETCD_VERSION")
     ))
+}
+
+/// The project's cache folder, as the `hack/*.sh` scripts find it.
+fn cache_root() -> PathBuf {
+    std::env::var_os("SHOPIFY_OPERATOR_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("shopify-operator")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/shopify-operator")))
+        .unwrap_or_else(|| PathBuf::from("/tmp/shopify-operator-cache"))
 }
 
 /// The kubectl built with the control plane (same version), else the one
@@ -350,22 +359,7 @@ impl ControlPlane {
     /// Applies `crds` (server-side, field manager `testenv`) and waits until
     /// each is Established.
     pub async fn install_crds(&self, crds: &[CustomResourceDefinition]) -> Result<()> {
-        let client = self.admin_client().await?;
-        let api: Api<CustomResourceDefinition> = Api::all(client);
-        for crd in crds {
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            api.patch(&name, &PatchParams::apply("testenv").force(), &Patch::Apply(crd))
-                .await?;
-            let established = kube::runtime::wait::conditions::is_crd_established();
-            tokio::time::timeout(
-                Duration::from_secs(30),
-                kube::runtime::wait::await_condition(api.clone(), &name, established),
-            )
-            .await
-            .map_err(|_| TestEnvError::Timeout(Duration::from_secs(30), format!("CRD {name} established")))?
-            .map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
-        }
-        Ok(())
+        install_crds(&self.admin_client().await?, crds).await
     }
 
     /// Path of a kubeconfig for the admin (group `system:masters`), for
@@ -463,6 +457,26 @@ impl Drop for ControlPlane {
     }
 }
 
+/// Applies `crds` (server-side, field manager `testenv`) and waits until
+/// each is Established.
+async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &PatchParams::apply("testenv").force(), &Patch::Apply(crd))
+            .await?;
+        let established = kube::runtime::wait::conditions::is_crd_established();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            kube::runtime::wait::await_condition(api.clone(), &name, established),
+        )
+        .await
+        .map_err(|_| TestEnvError::Timeout(Duration::from_secs(30), format!("CRD {name} established")))?
+        .map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Builds a client from kubeconfig YAML.
 pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client> {
     let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
@@ -475,7 +489,7 @@ pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client> {
 
 /// Every write (by anyone) at Metadata level, nothing else: tests count an
 /// identity's writes from this log, e.g. "zero writes per steady resync".
-const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+pub(crate) const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
@@ -511,26 +525,7 @@ impl ControlPlane {
     /// Writes made so far by `user` (the identity of a kubeconfig from
     /// [`ControlPlane::user_kubeconfig`]), in order, from the audit log.
     pub fn audit_writes(&self, user: &str) -> Vec<AuditWrite> {
-        let text = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
-        // The log holds every write of every test of the binary: only the
-        // lines that name the user are worth parsing.
-        text.lines()
-            .filter(|l| l.contains(user))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["stage"] == "ResponseComplete" && e["user"]["username"] == user)
-            .map(|e| {
-                let r = &e["objectRef"];
-                let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
-                AuditWrite {
-                    verb: e["verb"].as_str().unwrap_or_default().to_string(),
-                    resource: r["resource"].as_str().unwrap_or_default().to_string(),
-                    subresource: s(&r["subresource"]),
-                    namespace: s(&r["namespace"]),
-                    name: s(&r["name"]),
-                    code: e["responseStatus"]["code"].as_i64(),
-                }
-            })
-            .collect()
+        audit_writes_in(&self.dir.join("audit.log"), user)
     }
 
     /// The audit entries (JSON lines, request bodies included) of every
@@ -558,6 +553,30 @@ impl ControlPlane {
         std::fs::write(&path, self.user_kubeconfig(user, groups)?)?;
         Ok(path)
     }
+}
+
+/// Writes made by `user`, in order, from an audit log at `log`.
+pub(crate) fn audit_writes_in(log: &Path, user: &str) -> Vec<AuditWrite> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    // The log holds every write of every test of the binary: only the
+    // lines that name the user are worth parsing.
+    text.lines()
+        .filter(|l| l.contains(user))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["stage"] == "ResponseComplete" && e["user"]["username"] == user)
+        .map(|e| {
+            let r = &e["objectRef"];
+            let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+            AuditWrite {
+                verb: e["verb"].as_str().unwrap_or_default().to_string(),
+                resource: r["resource"].as_str().unwrap_or_default().to_string(),
+                subresource: s(&r["subresource"]),
+                namespace: s(&r["namespace"]),
+                name: s(&r["name"]),
+                code: e["responseStatus"]["code"].as_i64(),
+            }
+        })
+        .collect()
 }
 
 static SHARED: tokio::sync::OnceCell<ControlPlane> = tokio::sync::OnceCell::const_new();
