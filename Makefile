@@ -3,16 +3,30 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo crds control-plane helm health mariadb prometheus third-party-crds fmt lint
+.PHONY: test demo crds control-plane helm health mariadb prometheus third-party-crds image node-runtime fmt lint
 
-## Build helm, the control plane and the health judge (all cached), install
-## MariaDB and Prometheus (once), fetch third-party CRDs (cached), then
-## format check, lints and every test: every test binary runs even when one
-## fails, and the last line sums them up (hack/cargo-test.sh).
-test: helm control-plane health mariadb prometheus third-party-crds
+## Build helm, the control plane with its node binaries and the health
+## judge (all cached), install MariaDB, Prometheus and the node's runtime
+## (once), fetch third-party CRDs (cached), build the images, then format
+## check, lints and every test: every test binary runs even when one fails,
+## and the last line sums them up (hack/cargo-test.sh).
+test: helm control-plane health mariadb prometheus third-party-crds node-runtime image
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" HEALTH_BIN="$$(hack/health.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" PROMETHEUS_BIN_DIR="$$(hack/prometheus.sh)" THIRD_PARTY_CRDS="$$(hack/crds.sh)" CARGO="$(CARGO)" hack/cargo-test.sh --workspace
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" HEALTH_BIN="$$(hack/health.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" PROMETHEUS_BIN_DIR="$$(hack/prometheus.sh)" THIRD_PARTY_CRDS="$$(hack/crds.sh)" NODE_RUNTIME_DIR="$$(hack/node-runtime.sh)" IMAGE_DIR="$$(hack/image.sh path)" CARGO="$(CARGO)" hack/cargo-test.sh --workspace
+
+## The operator's and the simulator's images, offline, from the shipped
+## Dockerfiles (static release binaries on scratch, built with buildah):
+## OCI archives target/image/shopify-operator.tar and shopify-sim.tar, and
+## the test node's pause image (target/image/pause.tar).
+image:
+	hack/image.sh >/dev/null
+
+## Install Debian's containerd, runc, CNI plugins and iptables (once, no
+## service left running); the in-cluster tests' node (tests/in_cluster.rs)
+## runs them.
+node-runtime:
+	hack/node-runtime.sh >/dev/null
 
 ## Local control plane + shopify-sim with the seed shops + the operator;
 ## stays up until Ctrl-C (DEMO_EXIT=1 stops after the Ingress host change).
@@ -33,8 +47,8 @@ crds:
 bench: control-plane
 	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" SHOPS="$(SHOPS)" $(CARGO) bench -p shopify-operator --bench converge
 
-## Build etcd, kube-apiserver, kube-controller-manager and kubectl from
-## pinned Go modules into ~/.cache/shopify-operator (once per version).
+## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+## kubelet, kube-proxy and kubectl from pinned Go modules into ~/.cache/shopify-operator (once per version).
 control-plane:
 	hack/control-plane.sh >/dev/null
 
