@@ -598,19 +598,10 @@ fn audit_writes(dir: &Path, user: &str) -> Vec<AuditWrite> {
             let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            if e["stage"] != "ResponseComplete" || e["user"]["username"] != user {
+            if e["user"]["username"] != user {
                 continue;
             }
-            let r = &e["objectRef"];
-            let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
-            out.push(AuditWrite {
-                verb: e["verb"].as_str().unwrap_or_default().to_string(),
-                resource: r["resource"].as_str().unwrap_or_default().to_string(),
-                subresource: s(&r["subresource"]),
-                namespace: s(&r["namespace"]),
-                name: s(&r["name"]),
-                code: e["responseStatus"]["code"].as_i64(),
-            });
+            out.extend(testenv::AuditWrite::from_entry(&e));
         }
     }
     out

@@ -27,7 +27,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::{Env, seed_fixture, spec, wait_for};
+use support::{Env, run, seed_fixture, spec, wait_for};
 use testenv::ControlPlane;
 
 const RELEASE: &str = "so";
@@ -85,19 +85,6 @@ fn chart_dir() -> PathBuf {
 fn helm() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
     HELM.get_or_init(|| support::hack_tool("HELM_BIN", "helm.sh"))
-}
-
-/// Runs `cmd`; panics with its output unless it succeeds; returns stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Parses multi-document YAML; empty documents are skipped.

@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
-use support::wait_for;
+use support::{run, wait_for};
 use testenv::{Cluster, NodeOptions};
 
 const RELEASE: &str = "so";
@@ -63,19 +63,6 @@ fn root() -> &'static Path {
 
 fn helm() -> PathBuf {
     support::hack_tool("HELM_BIN", "helm.sh")
-}
-
-/// Runs `cmd`; panics with its output unless it succeeds; returns stdout.
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Where the test is, on stderr: a step that hangs shows which it was.

@@ -57,6 +57,19 @@ pub fn hack_tool(env_var: &str, script: &str) -> PathBuf {
     PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
 }
 
+/// Runs `cmd`; panics with its output unless it succeeds; returns stdout.
+pub fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// A loopback port leased to this test (see `testenv::lease_port`): nobody
 /// else is given it while the lease lives, and nothing listens on it until
 /// the test starts something there.

@@ -341,12 +341,7 @@ impl ControlPlane {
                     });
                 }
             }
-            let req = http::Request::get("/readyz")
-                .body(Vec::new())
-                .expect("static request");
-            if let Ok(body) = client.request_text(req).await
-                && body.trim() == "ok"
-            {
+            if apiserver_ready(&client).await {
                 return Ok(());
             }
             if started.elapsed() > deadline {
@@ -477,6 +472,17 @@ async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) -> Res
     Ok(())
 }
 
+/// Whether the apiserver answers `ok` on `/readyz`.
+async fn apiserver_ready(client: &Client) -> bool {
+    let req = http::Request::get("/readyz")
+        .body(Vec::new())
+        .expect("static request");
+    client
+        .request_text(req)
+        .await
+        .is_ok_and(|body| body.trim() == "ok")
+}
+
 /// Builds a client from kubeconfig YAML.
 pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client> {
     let kubeconfig = Kubeconfig::from_yaml(yaml).map_err(|e| TestEnvError::Kubeconfig(e.to_string()))?;
@@ -521,6 +527,26 @@ pub struct AuditWrite {
     pub code: Option<i64>,
 }
 
+impl AuditWrite {
+    /// The request of one audit log entry (a JSON line), once complete;
+    /// `None` for other stages.
+    pub fn from_entry(e: &serde_json::Value) -> Option<Self> {
+        if e["stage"] != "ResponseComplete" {
+            return None;
+        }
+        let r = &e["objectRef"];
+        let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+        Some(AuditWrite {
+            verb: e["verb"].as_str().unwrap_or_default().to_string(),
+            resource: r["resource"].as_str().unwrap_or_default().to_string(),
+            subresource: s(&r["subresource"]),
+            namespace: s(&r["namespace"]),
+            name: s(&r["name"]),
+            code: e["responseStatus"]["code"].as_i64(),
+        })
+    }
+}
+
 impl ControlPlane {
     /// Writes made so far by `user` (the identity of a kubeconfig from
     /// [`ControlPlane::user_kubeconfig`]), in order, from the audit log.
@@ -563,19 +589,8 @@ pub(crate) fn audit_writes_in(log: &Path, user: &str) -> Vec<AuditWrite> {
     text.lines()
         .filter(|l| l.contains(user))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["stage"] == "ResponseComplete" && e["user"]["username"] == user)
-        .map(|e| {
-            let r = &e["objectRef"];
-            let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
-            AuditWrite {
-                verb: e["verb"].as_str().unwrap_or_default().to_string(),
-                resource: r["resource"].as_str().unwrap_or_default().to_string(),
-                subresource: s(&r["subresource"]),
-                namespace: s(&r["namespace"]),
-                name: s(&r["name"]),
-                code: e["responseStatus"]["code"].as_i64(),
-            }
-        })
+        .filter(|e| e["user"]["username"] == user)
+        .filter_map(|e| AuditWrite::from_entry(&e))
         .collect()
 }
 

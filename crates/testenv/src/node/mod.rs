@@ -253,12 +253,7 @@ impl Cluster {
         let client = self.admin_client().await?;
         loop {
             self.check_alive()?;
-            let req = http::Request::get("/readyz")
-                .body(Vec::new())
-                .expect("static request");
-            if let Ok(body) = client.request_text(req).await
-                && body.trim() == "ok"
-            {
+            if crate::apiserver_ready(&client).await {
                 return Ok(());
             }
             if started.elapsed() > deadline {
