@@ -367,6 +367,20 @@ async fn the_chart_on_a_node_runs_the_demo_through_a_host_change_a_failover_an_u
         .kubectl()
         .args(["apply", "-f"])
         .arg(root().join("examples/demo")));
+    // Without the app's `*/15` orders sync: a slot falling inside the
+    // upgrade window would make a Job and a status write there (and its
+    // example image does not exist).
+    let no_sync = r#"[{"op":"remove","path":"/spec/defaults/sync"}]"#;
+    run(node.kubectl().args([
+        "-n",
+        "oms",
+        "patch",
+        "shopifyapp",
+        "oms",
+        "--type=json",
+        "-p",
+        no_sync,
+    ]));
     all_shops_ready(&node);
     step(t0, "demo shops Ready");
     let expected = seeded.len() + 2; // the offline shop's filtered orders/paid and its Pub/Sub orders/create
