@@ -248,71 +248,79 @@ impl Cluster {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    async fn wait_apiserver(&self, deadline: Duration) -> Result<()> {
+    /// Polls `check` every `every` until it holds, failing early if the
+    /// node's init is gone and after `deadline` with `what` (and the log
+    /// tail it names, the likeliest cause).
+    async fn until<F, Fut>(
+        &self,
+        deadline: Duration,
+        every: Duration,
+        what: (&str, &str),
+        mut check: F,
+    ) -> Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
         let started = Instant::now();
-        let client = self.admin_client().await?;
         loop {
             self.check_alive()?;
-            if crate::apiserver_ready(&client).await {
+            if check().await {
                 return Ok(());
             }
             if started.elapsed() > deadline {
-                return Err(TestEnvError::Timeout(
-                    deadline,
-                    format!(
-                        "the node's kube-apiserver /readyz: {}",
-                        self.log_tail("kube-apiserver", 10)
-                    ),
-                ));
+                let (goal, log) = what;
+                let tail = if log.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", self.log_tail(log, 15))
+                };
+                return Err(TestEnvError::Timeout(deadline, format!("{goal}{tail}")));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(every).await;
         }
+    }
+
+    async fn wait_apiserver(&self, deadline: Duration) -> Result<()> {
+        let client = self.admin_client().await?;
+        let what = ("the node's kube-apiserver /readyz", "kube-apiserver");
+        self.until(deadline, Duration::from_millis(200), what, || {
+            crate::apiserver_ready(&client)
+        })
+        .await
     }
 
     /// Ready, and the node-lifecycle controller has removed the not-ready
     /// taint the kubelet registers with (else nothing is scheduled).
     async fn wait_node_ready(&self, deadline: Duration) -> Result<()> {
-        let started = Instant::now();
         let nodes: Api<Node> = Api::all(self.admin_client().await?);
-        loop {
-            self.check_alive()?;
-            if let Ok(Some(node)) = nodes.get_opt(NODE_NAME).await {
-                let ready = node
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-                let tainted = node
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.taints.as_ref())
-                    .is_some_and(|t| !t.is_empty());
-                if ready && !tainted {
-                    return Ok(());
-                }
-            }
-            if started.elapsed() > deadline {
-                return Err(TestEnvError::Timeout(
-                    deadline,
-                    format!(
-                        "node {NODE_NAME} Ready and untainted: {}",
-                        self.log_tail("kubelet", 15)
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let what = (&*format!("node {NODE_NAME} Ready and untainted"), "kubelet");
+        self.until(deadline, Duration::from_millis(250), what, || async {
+            let Ok(Some(node)) = nodes.get_opt(NODE_NAME).await else {
+                return false;
+            };
+            let ready = node
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            let tainted = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|t| !t.is_empty());
+            ready && !tainted
+        })
+        .await
     }
 
     async fn wait_images(&self, deadline: Duration) -> Result<()> {
-        let started = Instant::now();
-        while !self.dir.join("images.done").exists() {
-            self.check_alive()?;
-            if started.elapsed() > deadline {
-                return Err(TestEnvError::Timeout(deadline, "the node's image imports".into()));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let done = self.dir.join("images.done");
+        let what = ("the node's image imports", "");
+        self.until(deadline, Duration::from_millis(100), what, || {
+            std::future::ready(done.exists())
+        })
+        .await?;
         match std::fs::read_to_string(self.dir.join("images.failed")) {
             Ok(failed) => Err(TestEnvError::Process {
                 name: "node".into(),
