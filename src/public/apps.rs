@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::{Public, Refusal, Target, installed_names, refuse, unavailable};
+use super::{Public, Refusal, Target, from_kube, installed_names, refuse};
 use crate::allow_list::shop_allowed;
 use crate::crd::{LocalObjectRef, SecretRef, ShopifyApp, ShopifyShop, ShopifyShopSpec, TokenSpec};
 use crate::names::FIELD_MANAGER;
@@ -36,26 +36,25 @@ pub(crate) struct AppInstall {
 /// The app `ns/name` and where an install of `shop` puts the token;
 /// refused for an unknown app, unreadable credentials, a shop outside its
 /// `allowedShops`, or a shop without a ShopifyShop when the app creates
-/// none.
+/// none. `ns` and `name` are valid names (checked by the caller).
+///
+/// An app the operator may not read (403), one without usable
+/// credentials, and one that does not exist all answer 404 `UnknownApp`:
+/// a stranger learns nothing about which apps or namespaces exist. The
+/// difference is in the log (at warn for the first two).
 pub(crate) async fn install_for(
     public: &Public,
     ns: &str,
     name: &str,
     shop: &str,
 ) -> Result<AppInstall, Refusal> {
+    let unknown = |detail: &str| refuse(StatusCode::NOT_FOUND, shop, "UnknownApp", detail);
     let apps: Api<ShopifyApp> = Api::namespaced(public.client.clone(), ns);
     let app = apps
         .get_opt(name)
         .await
-        .map_err(|e| unavailable(shop, "cannot read the ShopifyApp", &e))?
-        .ok_or_else(|| {
-            refuse(
-                StatusCode::NOT_FOUND,
-                shop,
-                "UnknownApp",
-                &format!("no ShopifyApp {ns}/{name}"),
-            )
-        })?;
+        .map_err(|e| from_kube(shop, "cannot read the ShopifyApp", &e, Some(unknown(""))))?
+        .ok_or_else(|| unknown(&format!("no ShopifyApp {ns}/{name}")))?;
     if !shop_allowed(&app.spec.allowed_shops, shop) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
@@ -67,20 +66,18 @@ pub(crate) async fn install_for(
     let secret = &app.spec.credentials_secret_ref.name;
     let creds = token_store::app_credentials(&public.client, ns, secret)
         .await
-        .map_err(|e| unavailable(shop, "cannot read the app's credentials", &e))?
+        .map_err(|e| from_kube(shop, "cannot read the app's credentials", &e, Some(unknown(""))))?
         .ok_or_else(|| {
-            refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                shop,
-                "AppCredentialsMissing",
-                &format!("ShopifyApp {ns}/{name}'s Secret {secret} has no client-id and client-secret"),
-            )
+            unknown(&format!(
+                "ShopifyApp {ns}/{name}'s Secret {secret} is missing or has no client-id and client-secret"
+            ))
+            .warn()
         })?;
     let shops: Api<ShopifyShop> = Api::namespaced(public.client.clone(), ns);
     let listed = shops
         .list(&ListParams::default())
         .await
-        .map_err(|e| unavailable(shop, "cannot read ShopifyShops", &e))?;
+        .map_err(|e| from_kube(shop, "cannot list ShopifyShops", &e, Some(unknown(""))))?;
     let targets: Vec<Target> = listed
         .items
         .into_iter()

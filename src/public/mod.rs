@@ -12,6 +12,7 @@ pub mod nonce;
 mod oauth;
 pub mod state;
 mod uninstall;
+mod validate;
 
 pub use apps::CREATED_BY_APP_LABEL;
 
@@ -19,17 +20,29 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tracing::Instrument;
 
 use crate::allow_list::shop_allowed;
 use crate::crd::ShopifyShop;
 use crate::names::UNINSTALLED_PATH;
 use crate::token_store::{self, AppCredentials};
 use shopify_admin::ShopifyClient;
+
+/// The header that carries a public request's id in the answer (the same
+/// id is on every log line about the request).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Largest `app/uninstalled` delivery accepted: Shopify's payload is the
+/// shop object, a few KiB; anything far bigger is not Shopify's.
+const MAX_WEBHOOK_BODY: usize = 64 * 1024;
 
 /// Settings of the public endpoints.
 #[derive(Debug, Clone)]
@@ -44,7 +57,8 @@ pub struct PublicConfig {
     pub state_ttl: Duration,
     /// `--allowed-shops`: shops outside it are refused.
     pub allowed_shops: Vec<String>,
-    /// The watched namespace (`None`: all).
+    /// The watched namespace (`None`: all). A ShopifyApp outside it is
+    /// unknown to the public endpoints too.
     pub namespace: Option<String>,
     /// The app Secret (`namespace/name`) for shops that have no ShopifyShop
     /// yet but match a non-empty `--allowed-shops`; their token Secret is
@@ -71,60 +85,197 @@ impl Public {
 
 /// The routes, to merge into the operator's HTTP router: the single-app
 /// OAuth paths (flags and `spec.app`), one pair per ShopifyApp, and the
-/// `app/uninstalled` receiver (which finds each shop's app itself).
+/// `app/uninstalled` receiver (which finds each shop's app itself). Any
+/// other method or path is answered 404 `NotFound`.
+///
+/// Every answer carries an `x-request-id` the operator made (one a client
+/// sends is dropped: it could be neither unique nor short), and every log
+/// line about the request is in a `public{request_id=…}` span, so an
+/// answer's id finds its detailed cause in the log.
 pub fn router(public: Arc<Public>) -> Router {
     Router::new()
         .route("/oauth/install", get(oauth::install))
         .route("/oauth/callback", get(oauth::callback))
         .route("/oauth/{namespace}/{app}/install", get(oauth::app_install))
         .route("/oauth/{namespace}/{app}/callback", get(oauth::app_callback))
-        .route(UNINSTALLED_PATH, post(uninstall::uninstalled))
+        .route(
+            UNINSTALLED_PATH,
+            post(uninstall::uninstalled).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY)),
+        )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_route)
         .with_state(public)
+        // Layers run bottom-up on the way in: drop the client's id, make
+        // ours, copy it to the answer, then answer inside its span.
+        .layer(middleware::from_fn(in_request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::map_request(drop_client_request_id))
 }
 
-/// A refusal: status and a one-line reason (never a secret). Logged at
-/// info when answered, as it is usually a merchant's browser or a probe,
-/// not a fault.
+tokio::task_local! {
+    /// The id of the public request being answered, for the answer's body.
+    static REQUEST_ID: String;
+}
+
+/// A request id only the operator chooses: tower-http's layer keeps an
+/// incoming one, which a stranger could make collide with another
+/// request's or stuff with kilobytes.
+async fn drop_client_request_id(mut req: Request) -> Request {
+    req.headers_mut().remove(REQUEST_ID_HEADER);
+    req
+}
+
+/// Answers `req` inside a span carrying its request id (so the id is on
+/// every log line the request causes) with the id in [`REQUEST_ID`].
+async fn in_request_span(req: Request, next: Next) -> Response {
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let span = tracing::info_span!("public", request_id = %id);
+    REQUEST_ID.scope(id, next.run(req)).instrument(span).await
+}
+
+/// 404 `NotFound` for any method and path that is not one of the routes —
+/// and for a route whose path segments are not names (see `oauth`).
+async fn unknown_route(method: Method, uri: Uri) -> Response {
+    not_found(&format!("no route for {method} {:?}", truncated(uri.path()))).into_response()
+}
+
+/// `s`, cut to at most 128 characters for a log line.
+pub(crate) fn truncated(s: &str) -> String {
+    const MAX: usize = 128;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A refusal: a status and a short, fixed reason for the caller (with the
+/// parameter at fault, if any, and the request id), and the detailed cause
+/// for the log. Nothing the caller sent and nothing internal (names,
+/// apiserver or Shopify messages) is in the answer; the detail never holds
+/// a secret either.
 #[derive(Debug)]
 pub(crate) struct Refusal {
     status: StatusCode,
-    shop: String,
     reason: &'static str,
-    message: String,
+    param: Option<&'static str>,
+    shop: String,
+    detail: String,
+    level: tracing::Level,
+}
+
+impl Refusal {
+    /// Logged at warn rather than info: an operator should look (e.g. RBAC
+    /// that hides an app, an app without credentials).
+    pub(crate) fn warn(mut self) -> Self {
+        self.level = tracing::Level::WARN;
+        self
+    }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        tracing::info!(
-            status = self.status.as_u16(),
-            shop = self.shop,
-            reason = self.reason,
-            "{}",
-            self.message
-        );
-        (self.status, format!("{}: {}\n", self.reason, self.message)).into_response()
+        let status = self.status.as_u16();
+        let (shop, reason, param) = (self.shop.as_str(), self.reason, self.param.unwrap_or(""));
+        // Usually a merchant's browser, a retrying Shopify or a probe: info.
+        match self.level {
+            tracing::Level::ERROR => {
+                tracing::error!(status, shop, reason, param, "{}", self.detail)
+            }
+            tracing::Level::WARN => tracing::warn!(status, shop, reason, param, "{}", self.detail),
+            _ => tracing::info!(status, shop, reason, param, "{}", self.detail),
+        }
+        let body = match self.param {
+            Some(p) => with_request_id(&format!("{}: {p}", self.reason)),
+            None => with_request_id(self.reason),
+        };
+        (self.status, body).into_response()
     }
 }
 
-/// A [`Refusal`].
-pub(crate) fn refuse(status: StatusCode, shop: &str, reason: &'static str, message: &str) -> Refusal {
+/// One line of an answer's body: `text`, then the request id (when
+/// answering inside the public router's span).
+pub(crate) fn with_request_id(text: &str) -> String {
+    match REQUEST_ID.try_with(String::clone) {
+        Ok(id) => format!("{text} (request id {id})\n"),
+        Err(_) => format!("{text}\n"),
+    }
+}
+
+/// A [`Refusal`] with `reason` for the caller and `detail` for the log;
+/// logged at error for a 5xx, else at info.
+pub(crate) fn refuse(status: StatusCode, shop: &str, reason: &'static str, detail: &str) -> Refusal {
     Refusal {
         status,
-        shop: shop.to_string(),
         reason,
-        message: message.to_string(),
+        param: None,
+        shop: shop.to_string(),
+        detail: detail.to_string(),
+        level: if status.is_server_error() {
+            tracing::Level::ERROR
+        } else {
+            tracing::Level::INFO
+        },
     }
 }
 
-/// 503 `KubernetesUnavailable`: `what` could not be done (`cannot read
-/// ShopifyShops`) for the apiserver's reason `e`.
-pub(crate) fn unavailable(shop: &str, what: &str, e: &kube::Error) -> Refusal {
-    refuse(
-        StatusCode::SERVICE_UNAVAILABLE,
-        shop,
-        "KubernetesUnavailable",
-        &format!("{what}: {e}"),
-    )
+/// 400 `InvalidRequest` naming the parameter (or header, or `query`) that
+/// is missing, repeated or not of its shape. Its value is not logged: it
+/// is whatever a stranger sent.
+pub(crate) fn invalid(param: validate::Invalid) -> Refusal {
+    Refusal {
+        param: Some(param.0),
+        ..refuse(
+            StatusCode::BAD_REQUEST,
+            "",
+            "InvalidRequest",
+            "a parameter is missing, repeated or malformed",
+        )
+    }
+}
+
+/// 404 `NotFound`: not one of the routes.
+pub(crate) fn not_found(detail: &str) -> Refusal {
+    refuse(StatusCode::NOT_FOUND, "", "NotFound", detail)
+}
+
+/// The answer to a failed apiserver request (`what`: what the operator was
+/// doing). Only the apiserver being unreachable, timing out, throttling or
+/// failing (5xx) is 503 `ServiceUnavailable`: anyone could fake an outage
+/// otherwise. A 404 or 403 (an object, a resource or a namespace the
+/// operator may not read) is `hidden` — the caller learns only that what
+/// it named is unknown — and logged at warn; without `hidden` (a write
+/// after a verified callback) and for anything else it is 500
+/// `InternalError`. The apiserver's words go only to the log.
+pub(crate) fn from_kube(shop: &str, what: &str, e: &kube::Error, hidden: Option<Refusal>) -> Refusal {
+    let detail = format!("{what}: {e}");
+    if is_unavailable(e) {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            shop,
+            "ServiceUnavailable",
+            &detail,
+        );
+    }
+    match (e, hidden) {
+        (kube::Error::Api(s), Some(r)) if matches!(s.code, 403 | 404) => Refusal { detail, ..r }.warn(),
+        _ => refuse(StatusCode::INTERNAL_SERVER_ERROR, shop, "InternalError", &detail),
+    }
+}
+
+/// Whether `e` means the apiserver is unavailable to the operator: not
+/// reached, timed out, throttling (429) or failing (5xx).
+pub(crate) fn is_unavailable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code >= 500 || s.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
 }
 
 /// The name an install gives a shop that has none yet (the domain's first

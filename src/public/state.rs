@@ -45,6 +45,27 @@ pub fn issue(shop: &str, expiry: u64, secret: &ClientSecret) -> String {
     format!("{expiry}.{nonce}.{sig}")
 }
 
+/// Longest `expiry` digit string a state may carry (`u64::MAX` has 20).
+const MAX_EXPIRY_DIGITS: usize = 20;
+
+/// Whether `state` has the shape [`issue`] produces —
+/// `{expiry digits}.{32 lower-case hex}.{64 lower-case hex}`, so at most
+/// 118 characters — checked before anything else looks at a callback.
+/// Says nothing about the signature or the expiry.
+pub fn is_well_formed(state: &str) -> bool {
+    let mut parts = state.split('.');
+    let (Some(expiry), Some(nonce), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let lower_hex = |s: &str, len: usize| s.len() == len && super::validate::is_lower_hex(s);
+    (1..=MAX_EXPIRY_DIGITS).contains(&expiry.len())
+        && expiry.bytes().all(|b| b.is_ascii_digit())
+        && lower_hex(nonce, 32)
+        && lower_hex(sig, 64)
+}
+
 /// Checks signature and expiry (not use); returns the nonce and the
 /// expiry, for `nonce::take`. The previous
 /// secret is accepted so that a rotation between install and callback
@@ -110,6 +131,24 @@ mod tests {
     fn the_previous_secret_verifies_during_a_rotation() {
         let s = issue(SHOP, 1_000, &secret("old"));
         assert!(verify(&s, SHOP, 1, &secret("new"), Some(&secret("old"))).is_ok());
+    }
+
+    #[test]
+    fn issued_states_are_well_formed_and_little_else_is() {
+        let s = issue(SHOP, 1_000, &secret("k"));
+        assert!(is_well_formed(&s), "{s}");
+        assert!(s.len() <= 118);
+        for bad in [
+            "",
+            "1.2",
+            "0.6784241404160823",
+            &s.to_uppercase(),
+            &format!("{s}.x"),
+            &format!("x{s}"),
+            &s.replacen("1000.", "123456789012345678901.", 1),
+        ] {
+            assert!(!is_well_formed(bad), "{bad:?}");
+        }
     }
 
     #[test]

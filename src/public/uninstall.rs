@@ -6,7 +6,10 @@
 //! controller then reports `TokenValid=False` `AppUninstalled` and stops
 //! Jobs and webhook work; the token Secret is kept.
 //!
-//! Reads ShopifyShops and Secrets, patches ShopifyShop status. Answers 401
+//! Reads ShopifyShops and Secrets, patches ShopifyShop status. Answers 400
+//! naming the header when `X-Shopify-Shop-Domain` or
+//! `X-Shopify-Hmac-Sha256` is missing, given twice or not of its shape
+//! (checked before any apiserver request), 413 to a body over 64 KiB, 401
 //! to a bad signature, 404 to a shop it has no ShopifyShop for, 200 once
 //! recorded (also for a repeated delivery).
 
@@ -14,6 +17,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1::Secret;
@@ -21,18 +25,32 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
 use super::apps::Seen;
-use super::{Public, refuse, unavailable};
+use super::validate::{self, Invalid};
+use super::{Public, from_kube, invalid, refuse};
 use crate::crd::ShopifyShop;
 use crate::names::{FIELD_MANAGER, UNINSTALLED_TOPIC as TOPIC};
 use shopify_admin::hmac::SecretUsed;
-use shopify_admin::{is_valid_shop_domain, verify_webhook};
+use shopify_admin::verify_webhook;
 
-/// A header by its `X-Shopify-*` name or the newer lower-case `shopify-*`.
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(format!("x-shopify-{name}"))
-        .or_else(|| headers.get(format!("shopify-{name}")))
-        .and_then(|v| v.to_str().ok())
+/// A header by its `X-Shopify-*` name or the newer lower-case `shopify-*`:
+/// `Ok(None)` when absent, refused when its values (under either name)
+/// differ or are not text — which one counted would be a guess.
+fn header<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+    label: &'static str,
+) -> Result<Option<&'a str>, Invalid> {
+    let mut values = headers
+        .get_all(format!("x-shopify-{name}"))
+        .iter()
+        .chain(headers.get_all(format!("shopify-{name}")).iter());
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.any(|v| v != first) {
+        return Err(Invalid(label));
+    }
+    first.to_str().map(Some).map_err(|_| Invalid(label))
 }
 
 /// Records the uninstall on `shop` unless it already is, for this Secret.
@@ -73,49 +91,67 @@ async fn mark(public: &Public, shop: &ShopifyShop) -> Result<bool, kube::Error> 
 }
 
 /// The handler.
-pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, body: Bytes) -> Response {
-    let shop = header(&headers, "shop-domain")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if !is_valid_shop_domain(&shop) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "",
-            "InvalidShop",
-            "missing or invalid X-Shopify-Shop-Domain",
-        )
-        .into_response();
-    }
-    let Some(hmac) = header(&headers, "hmac-sha256") else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            &shop,
-            "InvalidHmac",
-            "missing X-Shopify-Hmac-Sha256",
-        )
-        .into_response();
+pub async fn uninstalled(
+    State(public): State<Arc<Public>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // Shapes first: nothing below is asked of the apiserver for a request
+    // that cannot be a Shopify delivery.
+    let shop = match header(&headers, "shop-domain", "X-Shopify-Shop-Domain") {
+        Ok(Some(s)) if validate::is_shop(&s.to_ascii_lowercase()) => s.to_ascii_lowercase(),
+        Ok(_) => return invalid(Invalid("X-Shopify-Shop-Domain")).into_response(),
+        Err(e) => return invalid(e).into_response(),
     };
+    let hmac = match header(&headers, "hmac-sha256", "X-Shopify-Hmac-Sha256") {
+        Ok(Some(h)) if validate::is_webhook_hmac(h.trim()) => h.trim(),
+        Ok(_) => return invalid(Invalid("X-Shopify-Hmac-Sha256")).into_response(),
+        Err(e) => return invalid(e).into_response(),
+    };
+    let topic = match header(&headers, "topic", "X-Shopify-Topic") {
+        Ok(t) => t.unwrap_or_default(),
+        Err(e) => return invalid(e).into_response(),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "PayloadTooLarge"
+            } else {
+                "InvalidRequest"
+            };
+            return refuse(
+                status,
+                &shop,
+                reason,
+                &format!("the delivery's body: {rejection}"),
+            )
+            .into_response();
+        }
+    };
+    let unknown = |detail: &str| refuse(StatusCode::NOT_FOUND, &shop, "UnknownShop", detail);
     let shops = match super::shops_for(&public.client, public.cfg.namespace.as_deref(), &shop).await {
         Ok(s) => s,
         Err(e) => {
-            return unavailable(&shop, "cannot read ShopifyShops", &e).into_response();
+            return from_kube(&shop, "cannot list ShopifyShops", &e, Some(unknown(""))).into_response();
         }
     };
     if shops.is_empty() {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            &shop,
-            "UnknownShop",
-            "no ShopifyShop for this shop",
-        )
-        .into_response();
+        return unknown("no ShopifyShop for this shop").into_response();
     }
     let mut verified = Vec::new();
     for s in shops {
         let creds = match crate::token_store::shop_app_credentials(&public.client, &s).await {
             Ok(c) => c,
+            Err(e) if super::is_unavailable(&e) => {
+                return from_kube(&shop, "cannot read the app Secret", &e, None).into_response();
+            }
             Err(e) => {
-                return unavailable(&shop, "cannot read the app Secret", &e).into_response();
+                // Unreadable credentials verify nothing: as if this shop
+                // had none, the others may still verify the delivery.
+                tracing::warn!(shop, namespace = s.meta().namespace.as_deref().unwrap_or(""), name = %s.name_any(), error = %e, "cannot read the app credentials of a ShopifyShop");
+                None
             }
         };
         if let Some(used) = creds.and_then(|c| verify_webhook(&body, hmac, &c.secret, c.previous.as_ref())) {
@@ -131,14 +167,14 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
         )
         .into_response();
     }
-    if header(&headers, "topic") != Some(TOPIC) {
+    if topic != TOPIC {
         // Signed by Shopify, but not for us: acknowledge so it isn't retried.
         tracing::info!(
             shop,
-            topic = header(&headers, "topic").unwrap_or(""),
+            topic = %super::truncated(topic),
             "ignoring a delivery of another topic"
         );
-        return (StatusCode::OK, "ignored\n").into_response();
+        return (StatusCode::OK, super::with_request_id("ignored")).into_response();
     }
     for (s, previous) in &verified {
         match mark(&public, s).await {
@@ -158,9 +194,9 @@ pub async fn uninstalled(State(public): State<Arc<Public>>, headers: HeaderMap, 
             }
             Err(e) => {
                 // Shopify retries a non-2xx delivery: the record isn't lost.
-                return unavailable(&shop, "cannot record the uninstall", &e).into_response();
+                return from_kube(&shop, "cannot record the uninstall", &e, None).into_response();
             }
         }
     }
-    (StatusCode::OK, "recorded\n").into_response()
+    (StatusCode::OK, super::with_request_id("recorded")).into_response()
 }
