@@ -17,7 +17,7 @@ use shopify_admin::ClientSecret;
 use shopify_admin::hmac::sign_webhook;
 use shopify_operator::crd::ShopifyApp;
 use shopify_sim::{AppFixture, Fixture, ShopFixture};
-use support::{Consented, Env, browse, consent, http_addr, shop_fixture, wait_for};
+use support::{Consented, Env, browse, consent, http_addr, shop_fixture, wait_for, wait_logged};
 
 const PUBLIC_URL: &str = "https://operator.example";
 const STAGING_SHOP: &str = "ps-staging.myshopify.com";
@@ -186,7 +186,8 @@ async fn two_apps_install_their_own_shops_with_defaults_and_rotation() {
         )
         .await;
         assert_eq!(a.status, 403, "{app} installing {shop}: {}", a.body);
-        assert!(a.body.contains("allowedShops"), "{}", a.body);
+        assert!(a.is("ShopNotAllowed"), "{}", a.body);
+        wait_logged(&env.log_path(), &a, "allowedShops").await;
     }
 
     // Staging installs its shop: the token Secret and the ShopifyShop
@@ -231,7 +232,8 @@ async fn two_apps_install_their_own_shops_with_defaults_and_rotation() {
     // Replayed on the other replica: refused, nothing written.
     let a = browse(&c.callback.replacen(&base, &base_b, 1), Some(&c.cookie)).await;
     assert_eq!(a.status, 403, "a replay on replica b: {}", a.body);
-    assert!(a.body.contains("already used"), "{}", a.body);
+    assert!(a.is("InvalidState"), "{}", a.body);
+    wait_logged(&other.log, &a, "already used").await;
     assert_eq!(secret_version(&env, "ps-prod-shopify-token").await, rv);
     env.wait_condition("ps-prod", "Ready", "True", None).await;
     let status = wait_app(&env, "production", "the production app counts its install", |s| {

@@ -217,10 +217,19 @@ impl Env {
     /// Starts another `shopify-operator run` process named `name` with extra
     /// environment (e.g. leader election); its log is `operator-{name}-{ns}.log`.
     pub fn spawn_operator(&self, name: &str, extra: &[(String, String)]) -> Supervised {
-        let kubeconfig = self
-            .cp
-            .write_user_kubeconfig(&self.user, &["system:masters"])
-            .expect("kubeconfig");
+        self.spawn_operator_as(name, &self.user, &["system:masters"], extra)
+    }
+
+    /// Like [`Env::spawn_operator`], as `user` in `groups` (e.g. with
+    /// [`testenv::AUDIT_READS_GROUP`], so its reads are audited too).
+    pub fn spawn_operator_as(
+        &self,
+        name: &str,
+        user: &str,
+        groups: &[&str],
+        extra: &[(String, String)],
+    ) -> Supervised {
+        let kubeconfig = self.cp.write_user_kubeconfig(user, groups).expect("kubeconfig");
         let log = if name == "operator" {
             self.cp.dir.join(format!("operator-{}.log", self.ns))
         } else {
@@ -420,13 +429,53 @@ pub fn meta(name: &str) -> ObjectMeta {
     }
 }
 
-/// A browser's view of one OAuth request: status, `Location`, `Set-Cookie`
-/// and body. `cookie` is sent as the `Cookie` header.
+/// A browser's view of one OAuth request: status, `Location`, `Set-Cookie`,
+/// the request id the operator gave it (`x-request-id`) and body. `cookie`
+/// is sent as the `Cookie` header.
 pub struct Answer {
     pub status: u16,
     pub location: Option<String>,
     pub set_cookie: Option<String>,
+    pub request_id: Option<String>,
     pub body: String,
+}
+
+impl Answer {
+    /// The operator's log lines about this request (its request id's).
+    pub fn log_lines(&self, log: &str) -> Vec<String> {
+        let Some(id) = &self.request_id else {
+            return Vec::new();
+        };
+        log.lines()
+            .filter(|l| l.contains(&format!("request_id={id}")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Whether the body is the short public answer `reason` (the reason,
+    /// then the request id, nothing internal).
+    pub fn is(&self, reason: &str) -> bool {
+        let id = self.request_id.as_deref().unwrap_or("(none)");
+        self.body == format!("{reason} (request id {id})\n")
+    }
+}
+
+/// Waits until the log at `log` has a line about `a` (by its request id)
+/// containing `needle`: the detailed cause of a short public answer.
+pub async fn wait_logged(log: &std::path::Path, a: &Answer, needle: &str) {
+    let what = format!(
+        "a log line with request id {:?} containing {needle:?} in {}",
+        a.request_id,
+        log.display()
+    );
+    wait_for(&what, Duration::from_secs(20), || async {
+        let text = std::fs::read_to_string(log).ok()?;
+        a.log_lines(&text)
+            .iter()
+            .any(|l| l.contains(needle))
+            .then_some(())
+    })
+    .await
 }
 
 /// GET `url` without following redirects, with `cookie` if given.
@@ -441,11 +490,13 @@ pub async fn browse(url: &str, cookie: Option<&str>) -> Answer {
     }
     let resp = req.send().await.expect("request");
     let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_string());
-    let (location, set_cookie) = (header("location"), header("set-cookie"));
+    let (location, set_cookie, request_id) =
+        (header("location"), header("set-cookie"), header("x-request-id"));
     Answer {
         status: resp.status().as_u16(),
         location,
         set_cookie,
+        request_id,
         body: resp.text().await.unwrap_or_default(),
     }
 }
