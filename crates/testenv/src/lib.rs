@@ -495,6 +495,8 @@ pub async fn client_from_kubeconfig(yaml: &str) -> Result<Client> {
 
 /// Every write (by anyone) at Metadata level, nothing else: tests count an
 /// identity's writes from this log, e.g. "zero writes per steady resync".
+/// Reads (get, list, watch) are recorded only for identities in the group
+/// [`AUDIT_READS_GROUP`], so that such counts stay unchanged for all others.
 pub(crate) const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
@@ -507,8 +509,20 @@ rules:
 # reaches a status, an Event or a Job.
 - level: Request
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
+# Reads of the identities that asked for them (a test that checks which
+# requests a component makes), Metadata only: no response bodies, so no
+# Secret's data.
+- level: Metadata
+  userGroups: ["testenv:audit-reads"]
+  verbs: ["get", "list", "watch"]
 - level: None
 "#;
+
+/// Members of this group (a client from [`ControlPlane::user_client`] with
+/// it among its groups) have their reads audited too: see
+/// [`ControlPlane::audit_requests_since`]. (For a member, the entries
+/// [`ControlPlane::audit_writes`] returns include its reads.)
+pub const AUDIT_READS_GROUP: &str = "testenv:audit-reads";
 
 /// One write request, from the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -554,6 +568,26 @@ impl ControlPlane {
         audit_writes_in(&self.dir.join("audit.log"), user)
     }
 
+    /// The requests of `user` the audit log recorded after its byte
+    /// offset `from` — writes, and for a member of [`AUDIT_READS_GROUP`]
+    /// also gets, lists and watches — in order, and the offset to continue
+    /// from (only whole lines are consumed). With `--audit-log-mode=blocking`
+    /// a request's entry is written before its answer is sent, so a test can
+    /// attribute requests to what it just did — without re-reading the whole
+    /// log each time.
+    pub fn audit_requests_since(&self, user: &str, from: u64) -> (Vec<AuditWrite>, u64) {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("audit.log"))
+            && f.seek(SeekFrom::Start(from)).is_ok()
+        {
+            let _ = f.read_to_end(&mut bytes);
+        }
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let entries = requests_of(&String::from_utf8_lossy(&bytes[..whole]), user);
+        (entries, from + whole as u64)
+    }
+
     /// The audit entries (JSON lines, request bodies included) of every
     /// write `user` made to anything but a Secret.
     pub fn audited_bodies(&self, user: &str) -> Vec<String> {
@@ -583,7 +617,11 @@ impl ControlPlane {
 
 /// Writes made by `user`, in order, from an audit log at `log`.
 pub(crate) fn audit_writes_in(log: &Path, user: &str) -> Vec<AuditWrite> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
+    requests_of(&std::fs::read_to_string(log).unwrap_or_default(), user)
+}
+
+/// The complete requests of `user` in audit log lines `text`.
+fn requests_of(text: &str, user: &str) -> Vec<AuditWrite> {
     // The log holds every write of every test of the binary: only the
     // lines that name the user are worth parsing.
     text.lines()
