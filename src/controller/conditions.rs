@@ -13,6 +13,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 pub use super::reasons::{Progress, Reason};
 
+/// Now, at the precision the apiserver stores: the time both controllers
+/// stamp on a condition that flips.
+pub(super) fn now() -> Time {
+    // Stored times have second precision; so do ours, so a re-read status
+    // compares equal to the one written.
+    let ts = k8s_openapi::jiff::Timestamp::now();
+    Time(k8s_openapi::jiff::Timestamp::from_second(ts.as_second()).unwrap_or(ts))
+}
+
 /// A condition type this controller writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConditionType {

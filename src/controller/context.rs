@@ -12,7 +12,6 @@ use kube::{Client, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::clock;
-use super::host::{Endpoint, HostError};
 use crate::crd::ShopifyShop;
 use crate::metrics::Metrics;
 use crate::names::FIELD_MANAGER;
@@ -76,7 +75,9 @@ struct TokenCheck {
 }
 
 impl TokenChecks {
-    fn fingerprint(token: &AccessToken) -> [u8; 32] {
+    /// The token as the cache (and the reuse key of a pass) knows it: a
+    /// hash, so the token itself is never kept.
+    pub(super) fn fingerprint(token: &AccessToken) -> [u8; 32] {
         Sha256::digest(token.expose().as_bytes()).into()
     }
 
@@ -151,7 +152,7 @@ pub struct Context {
     /// Set once the initial list of ShopifyShops has been synced.
     pub ready: Arc<std::sync::atomic::AtomicBool>,
     /// The certificate gate's verdicts and the shops it holds back.
-    pub gate: super::gate::Gate,
+    pub gate: super::shop::gate::Gate,
     /// ShopifyApps, once the watch has listed them (`spec.appRef`).
     pub(super) apps: std::sync::OnceLock<kube::runtime::reflector::Store<crate::crd::ShopifyApp>>,
     /// Ingresses, as the trigger watch sees them (no GET per pass).
@@ -261,31 +262,4 @@ impl Context {
         let secs = 2u64.saturating_mul(1 << (*n - 1).min(10));
         Some(Duration::from_secs(secs).min(self.settings.resync_interval))
     }
-}
-
-/// What the webhooks pass (and the status it is reused from) depends on,
-/// hashed.
-pub(super) fn pass_key(
-    shop: &ShopifyShop,
-    host: &Option<Result<Endpoint, HostError>>,
-    token: &AccessToken,
-    app_credentials_ok: bool,
-) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    shop.metadata.generation.hash(&mut h);
-    // A reused outcome carries the `AppCredentialsInvalid` laid over it:
-    // when the app's credentials flip, the pass runs again.
-    app_credentials_ok.hash(&mut h);
-    // An app's defaults change the shop's webhooks without a new
-    // generation of the shop.
-    if shop.spec.app_ref.is_some() {
-        let spec = &shop.spec;
-        serde_json::to_string(&(&spec.webhooks, &spec.admin_api_version, &spec.management_policy))
-            .unwrap_or_default()
-            .hash(&mut h);
-    }
-    format!("{host:?}").hash(&mut h);
-    TokenChecks::fingerprint(token).hash(&mut h);
-    h.finish()
 }

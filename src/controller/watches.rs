@@ -1,6 +1,6 @@
 //! The controller's wiring: which watches trigger a reconcile of which
 //! shop, how they back off, and the kube-runtime Controller that runs
-//! [`super::reconcile`]. Talks to the apiserver (lists and watches).
+//! [`super::shop::reconcile`]. Talks to the apiserver (lists and watches).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,8 @@ use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
 use super::conditions::ConditionType;
-use super::{Context, apps, error_policy, gate, inherit, reconcile, sync};
+use super::shop::{error_policy, gate, inherit, reconcile, sync};
+use super::{Context, app};
 use crate::crd::{ShopifyApp, ShopifyShop};
 
 /// A hash of what a reconcile acts on: spec (via generation), annotations
@@ -262,7 +263,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 tracing::debug!(error = %e, "reconcile stream");
             }
         });
-    let app_controller = apps::run(
+    let app_controller = app::run(
         client.clone(),
         ctx.settings.namespace.clone(),
         ctx.settings.label_selector.is_some(),

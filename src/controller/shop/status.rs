@@ -9,18 +9,11 @@ use kube::{Api, Resource, ResourceExt};
 
 use kube::runtime::events::EventType;
 
-use super::conditions::{self, Cond, ConditionType, Status, Transition};
-use super::{Context, Error, Note, sync, webhooks};
+use super::{sync, webhooks};
+use crate::controller::conditions::{self, Cond, ConditionType, Status, Transition};
+use crate::controller::{Context, Error, Note};
 use crate::crd::{ShopifyShop, ShopifyShopStatus, TopicState};
 use crate::names::{FIELD_MANAGER, FLUX_REQUESTED_AT, RECONCILE_REQUESTED_AT};
-
-/// Now, at the precision the apiserver stores.
-pub(super) fn now() -> Time {
-    // Stored times have second precision; so do ours, so a re-read status
-    // compares equal to the one written.
-    let ts = k8s_openapi::jiff::Timestamp::now();
-    Time(k8s_openapi::jiff::Timestamp::from_second(ts.as_second()).unwrap_or(ts))
-}
 
 /// Builds the next status from `parts` (the conditions Ready aggregates)
 /// and the duties' outcomes (pure).

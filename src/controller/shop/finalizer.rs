@@ -8,7 +8,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::{Context, Error, Note, fetch, plan};
+use super::{fetch, plan};
+use crate::controller::{Context, Error, Note};
 use crate::crd::ShopifyShop;
 use crate::names::FINALIZER;
 

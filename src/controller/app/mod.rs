@@ -16,8 +16,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 
+use super::Error;
 use super::conditions::{self, Cond, ConditionType, Reason, Status};
-use super::{Error, status};
 use crate::crd::{ShopifyApp, ShopifyAppStatus, ShopifyShop};
 use crate::names::FIELD_MANAGER;
 use crate::token_store::{AppCredentials, text};
@@ -102,7 +102,7 @@ async fn reconcile(app: Arc<ShopifyApp>, ctx: Arc<AppsCtx>) -> Result<Action, Er
                 && s.spec.app_ref.as_ref().is_some_and(|r| r.name == name)
         })
         .collect();
-    let next = next_status(&app, secret.as_ref(), &shops, &status::now());
+    let next = next_status(&app, secret.as_ref(), &shops, &conditions::now());
     if own_fields(app.status.clone().unwrap_or_default()) != next {
         let api: Api<ShopifyApp> = Api::namespaced(ctx.client.clone(), &ns);
         let patch = serde_json::json!({
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn counts_shops_and_reads_the_client_id_never_the_secret() {
-        let now = status::now();
+        let now = conditions::now();
         let s = next_status(
             &app(),
             Some(&secret(&[
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn missing_credentials_stall_the_app() {
-        let now = status::now();
+        let now = conditions::now();
         let s = next_status(&app(), None, &[], &now);
         assert_eq!(cond(&s, "CredentialsValid").reason, "SecretNotFound");
         assert_eq!(cond(&s, "Ready").status, "False");
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_app_compares_equal_whatever_the_endpoints_counted() {
-        let now = status::now();
+        let now = conditions::now();
         let mut a = app();
         let s = next_status(&a, None, &[], &now);
         let mut stored = s.clone();

@@ -12,7 +12,7 @@ use super::host::{self, Endpoint, HostError, Tls};
 use crate::crd::ShopifyShop;
 use shopify_admin::AccessToken;
 
-use super::conditions::Reason;
+use crate::controller::conditions::Reason;
 use crate::token_store::ACCESS_TOKEN_KEY;
 
 /// Why the token could not be read. Each variant is a condition reason.

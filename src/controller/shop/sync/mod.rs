@@ -26,8 +26,8 @@ use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
-use super::conditions::Cond;
-use super::{Context, Note};
+use crate::controller::conditions::Cond;
+use crate::controller::{Context, Note};
 use crate::crd::{ShopifyShop, SyncStatus};
 use job::JobView;
 

@@ -10,7 +10,7 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use super::conditions::Reason;
+use crate::controller::conditions::Reason;
 
 /// Why no host could be had. Each variant is a condition reason.
 #[derive(Debug, Clone, PartialEq, Eq)]

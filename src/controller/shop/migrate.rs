@@ -18,8 +18,8 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
 
-use super::conditions::Reason;
-use super::{Context, Note};
+use crate::controller::conditions::Reason;
+use crate::controller::{Context, Note};
 use crate::crd::ShopifyShop;
 use crate::token_store::{
     ACCESS_TOKEN_KEY, EXPIRES_AT_KEY, MIGRATED_FROM_KEY, REFRESH_TOKEN_KEY, put_grant, shop_app_credentials,

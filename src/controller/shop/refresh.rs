@@ -18,8 +18,8 @@ use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::events::EventType;
 
-use super::conditions::Reason;
-use super::{Context, Note};
+use crate::controller::conditions::Reason;
+use crate::controller::{Context, Note};
 use crate::crd::ShopifyShop;
 use shopify_admin::RefreshToken;
 

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use kube::runtime::events::EventType;
 
-use super::conditions::{Cond, ConditionType, Reason, Status};
 use super::host::{Endpoint, HostError};
 use super::plan::{self, Desired, Extra, Plan, TopicState};
-use super::{Context, Note, Settings};
+use crate::controller::conditions::{Cond, ConditionType, Reason, Status};
+use crate::controller::{Context, Note, Settings};
 use crate::crd::{ManagementPolicy, ShopifyShop, WebhookStatus};
 use shopify_admin::scope as scopes;
 use shopify_admin::{AccessToken, Change, ChangeResult, ShopifyError, Subscription, TokenInfo};

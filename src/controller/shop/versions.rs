@@ -7,7 +7,7 @@
 
 use shopify_admin::{ApiVersion, KNOWN_TOPICS};
 
-use super::conditions::Reason;
+use crate::controller::conditions::Reason;
 
 use crate::crd::WebhooksSpec;
 

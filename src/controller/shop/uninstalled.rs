@@ -9,8 +9,9 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 
-use super::conditions::{Cond, ConditionType, Reason, Status};
-use super::{Context, Error, Note, webhooks};
+use super::webhooks;
+use crate::controller::conditions::{Cond, ConditionType, Reason, Status};
+use crate::controller::{Context, Error, Note};
 use crate::crd::ShopifyShop;
 use crate::names::FIELD_MANAGER;
 

@@ -10,8 +10,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
-use super::conditions::{self, Cond, ConditionType, Reason, Status};
-use super::{Context, Error, Note, fetch, migrate, refresh, uninstalled, webhooks};
+use super::{fetch, migrate, refresh, uninstalled, webhooks};
+use crate::controller::conditions::{self, Cond, ConditionType, Reason, Status};
+use crate::controller::{Context, Error, Note};
 use crate::crd::ShopifyShop;
 use shopify_admin::AccessToken;
 

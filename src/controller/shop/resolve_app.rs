@@ -8,9 +8,10 @@ use std::borrow::Cow;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
-use super::conditions::{ConditionType, Reason};
-use super::{Context, Error, inherit};
+use super::inherit;
 use crate::allow_list::shop_allowed;
+use crate::controller::conditions::{ConditionType, Reason};
+use crate::controller::{Context, Error};
 use crate::crd::{ShopifyApp, ShopifyShop};
 
 /// Why nothing may be sent to Shopify for a shop.
