@@ -1,7 +1,8 @@
 //! The finalizer of `deletionPolicy: Delete`: added and removed with a
 //! guarded patch, and the clean-up it stands for — deleting the
 //! subscriptions this ShopifyShop manages. Talks to Shopify and the
-//! apiserver. Clean-up is best effort and never blocks deletion.
+//! apiserver. Clean-up is best effort and never blocks deletion. Step 2
+//! of a pass ([`step`]): before anything else is read or sent.
 
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
@@ -10,8 +11,28 @@ use kube::runtime::events::EventType;
 
 use super::{fetch, plan};
 use crate::controller::{Context, Error, Note};
-use crate::crd::ShopifyShop;
+use crate::crd::{DeletionPolicy, ShopifyShop};
 use crate::names::FINALIZER;
+
+/// Adds or removes the finalizer as `deletionPolicy` asks, or cleans up a
+/// shop being deleted. `Some`: the pass ends here.
+pub(super) async fn step(ctx: &Context, shop: &ShopifyShop) -> Result<Option<Action>, Error> {
+    let has_finalizer = shop.finalizers().iter().any(|f| f == FINALIZER);
+    if shop.metadata.deletion_timestamp.is_some() {
+        return if has_finalizer {
+            cleanup(ctx, shop).await.map(Some)
+        } else {
+            Ok(Some(Action::await_change()))
+        };
+    }
+    let wants_finalizer = shop.spec.deletion_policy_or_default() == DeletionPolicy::Delete;
+    if wants_finalizer != has_finalizer {
+        set(ctx, shop, wants_finalizer).await?;
+        // The patch triggers a new reconcile with the updated object.
+        return Ok(Some(Action::await_change()));
+    }
+    Ok(None)
+}
 
 /// Adds (`present`) or removes the finalizer.
 pub(super) async fn set(ctx: &Context, shop: &ShopifyShop, present: bool) -> Result<(), Error> {

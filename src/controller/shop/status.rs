@@ -1,7 +1,8 @@
-//! The status a pass writes: built from the duties' outcomes (pure), read
-//! back to reuse a recent webhooks outcome, and written by server-side
-//! apply only when it differs from what is stored (a steady resync writes
-//! nothing). Talks to the apiserver in [`write`] only.
+//! The status a pass writes: built from the duties' outcomes with the
+//! pass's Events ([`build`], pure), read back to reuse a recent webhooks
+//! outcome, and written by server-side apply only when it differs from what
+//! is stored (a steady resync writes nothing). Talks to the apiserver in
+//! [`write`] only.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
@@ -11,13 +12,39 @@ use kube::runtime::events::EventType;
 
 use super::{sync, webhooks};
 use crate::controller::conditions::{self, Cond, ConditionType, Status, Transition};
-use crate::controller::{Context, Error, Note};
+use crate::controller::{Context, Error, Note, Settings};
 use crate::crd::{ShopifyShop, ShopifyShopStatus, TopicState};
 use crate::names::{FIELD_MANAGER, FLUX_REQUESTED_AT, RECONCILE_REQUESTED_AT};
 
+/// Step 7 before the write: the next status and the pass's Events — the
+/// steps' notes, one per condition transition, and Shopify's version
+/// signals. `expires_at`: the access token's expiry (token step);
+/// `requested`: the reconcile request this pass handles. Pure but for the
+/// time it stamps.
+pub(super) fn build(
+    settings: &Settings,
+    shop: &ShopifyShop,
+    outcome: &webhooks::Outcome,
+    syncs: &sync::Outcome,
+    expires_at: Option<jiff::Timestamp>,
+    requested: Option<&str>,
+) -> (ShopifyShopStatus, Vec<Note>) {
+    let mut notes: Vec<Note> = outcome.notes.iter().chain(&syncs.notes).cloned().collect();
+    let parts = [&outcome.token, &outcome.webhooks, &syncs.cond];
+    notes.extend(transition_notes(shop, &parts, &notes));
+    let extra = webhooks::extra_subscriptions(settings, shop).len();
+    let mut status = next(shop, &parts, outcome, syncs, &conditions::now(), extra);
+    status.token_expires_at = expires_at.map(Time);
+    if let Some(value) = requested {
+        status.last_handled_reconcile_at = Some(value.to_string());
+    }
+    notes.extend(version_notes(shop, &status));
+    (status, notes)
+}
+
 /// Builds the next status from `parts` (the conditions Ready aggregates)
 /// and the duties' outcomes (pure).
-pub(super) fn next(
+fn next(
     shop: &ShopifyShop,
     parts: &[&Cond],
     out: &webhooks::Outcome,
@@ -84,7 +111,7 @@ pub(super) fn reconcile_request(shop: &ShopifyShop) -> Option<&str> {
 /// part of Ready turns False (or False for another reason), saying what to
 /// do; one Normal when it is True again. A reason some step already noted
 /// this pass is not said twice. Pure.
-pub(super) fn transition_notes(shop: &ShopifyShop, parts: &[&Cond], already: &[Note]) -> Vec<Note> {
+fn transition_notes(shop: &ShopifyShop, parts: &[&Cond], already: &[Note]) -> Vec<Note> {
     let stored = shop
         .status
         .as_ref()
@@ -114,7 +141,7 @@ pub(super) fn transition_notes(shop: &ShopifyShop, parts: &[&Cond], already: &[N
 /// serving another version than `spec.adminApiVersion` (or another one
 /// than before), and when it starts flagging a deprecation. A signal that
 /// persists is in status and the metrics, not in more Events. Pure.
-pub(super) fn version_notes(shop: &ShopifyShop, next: &ShopifyShopStatus) -> Vec<Note> {
+fn version_notes(shop: &ShopifyShop, next: &ShopifyShopStatus) -> Vec<Note> {
     let stored = shop.status.as_ref();
     let requested = shop.spec.admin_api_version_or_default();
     let mut notes = Vec::new();

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::EventType;
 
+use super::resolve_app::Refusal;
 use super::{fetch, migrate, refresh, uninstalled, webhooks};
 use crate::controller::conditions::{self, Cond, ConditionType, Reason, Status};
 use crate::controller::{Context, Error, Note};
@@ -78,16 +79,30 @@ impl TokenStep {
         }
     }
 
-    /// After the webhooks step: a token that works but won't for long says
-    /// why in `TokenValid`'s reason (and once as a Warning Event); a token
-    /// that answered Shopify ends a migration. Moves the notes into
-    /// `outcome`.
+    /// After the webhooks step: a token Shopify accepted is still not valid
+    /// when the app says its credentials are unusable (`credentials`); a
+    /// token that works but won't for long says why in `TokenValid`'s
+    /// reason (and once as a Warning Event); a token that answered Shopify
+    /// ends a migration. Moves the notes into `outcome`.
     pub async fn finish(
         mut self,
         ctx: &Context,
         shop: &ShopifyShop,
+        credentials: Option<&Refusal>,
         outcome: &mut webhooks::Outcome,
     ) -> Result<(), Error> {
+        // First, so that neither the warning below nor the end of a
+        // migration takes a token the app cannot back for a valid one.
+        if let Some(c) = credentials
+            && outcome.token.status == Status::True
+        {
+            outcome.token = Cond::new(
+                ConditionType::TokenValid,
+                Status::False,
+                c.reason,
+                c.message.clone(),
+            );
+        }
         if let Some((reason, message)) = self.warning.take()
             && outcome.token.status == Status::True
         {

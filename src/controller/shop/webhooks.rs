@@ -4,12 +4,18 @@
 
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
+use super::fetch::TokenError;
 use super::host::{Endpoint, HostError};
 use super::plan::{self, Desired, Extra, Plan, TopicState};
+use super::resolve_app::{Refusal, Resolved};
+use super::token::TokenStep;
+use super::{status, uninstalled};
 use crate::controller::conditions::{Cond, ConditionType, Reason, Status};
-use crate::controller::{Context, Note, Settings};
+use crate::controller::reasons::Progress;
+use crate::controller::{Context, Note, Settings, TokenChecks};
 use crate::crd::{ManagementPolicy, ShopifyShop, WebhookStatus};
 use shopify_admin::scope as scopes;
 use shopify_admin::{AccessToken, Change, ChangeResult, ShopifyError, Subscription, TokenInfo};
@@ -64,6 +70,111 @@ impl Outcome {
     }
 }
 
+/// The webhooks outcome of this pass: nothing is sent for a shop outside
+/// the allow-list, an uninstalled app or an unreadable token; a recent pass
+/// with the same inputs is reused from status (a Job finishing or a
+/// schedule slot costs no Shopify request) unless `fresh` asks otherwise.
+pub(super) async fn step(
+    ctx: &Context,
+    resolved: &Resolved<'_>,
+    tokens: &TokenStep,
+    host: Option<Result<Endpoint, HostError>>,
+    fresh: bool,
+) -> Outcome {
+    let shop = resolved.shop.as_ref();
+    let uid = shop.uid().unwrap_or_default();
+    if fresh {
+        ctx.token_checks.forget(&uid);
+    }
+    // The allow-lists come first: no token is ever sent for such a shop.
+    if let Some(r) = &resolved.refusal {
+        return refused(shop, r);
+    }
+    let app_credentials_ok = resolved.credentials.is_none();
+    match tokens.token(shop) {
+        _ if tokens.marker == uninstalled::Marker::Current => uninstalled::outcome(shop),
+        Err(e) => token_unreadable(shop, &e),
+        Ok(token) => {
+            let key = pass_key(shop, &host, &token, app_credentials_ok);
+            let reused = status::reused_outcome(shop).filter(|_| !fresh && ctx.recent_pass(&uid, key));
+            match reused {
+                Some(reused) => reused,
+                None => {
+                    let out = reconcile(ctx, shop, &token, host).await;
+                    // Only a settled pass is reused: not one still waiting
+                    // (a retry, or the certificate gate).
+                    let settled = !out.failed
+                        && out.retry_in.is_none()
+                        && out.webhooks.reason.progress() != Progress::Retried;
+                    ctx.record_pass(&uid, key, settled);
+                    out
+                }
+            }
+        }
+    }
+}
+
+/// What the webhooks pass (and the status it is reused from) depends on,
+/// hashed.
+fn pass_key(
+    shop: &ShopifyShop,
+    host: &Option<Result<Endpoint, HostError>>,
+    token: &AccessToken,
+    app_credentials_ok: bool,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shop.metadata.generation.hash(&mut h);
+    // A reused outcome carries the `AppCredentialsInvalid` laid over it:
+    // when the app's credentials flip, the pass runs again.
+    app_credentials_ok.hash(&mut h);
+    // An app's defaults change the shop's webhooks without a new
+    // generation of the shop.
+    if shop.spec.app_ref.is_some() {
+        let spec = &shop.spec;
+        serde_json::to_string(&(&spec.webhooks, &spec.admin_api_version, &spec.management_policy))
+            .unwrap_or_default()
+            .hash(&mut h);
+    }
+    format!("{host:?}").hash(&mut h);
+    TokenChecks::fingerprint(token).hash(&mut h);
+    h.finish()
+}
+
+/// Token problems before any Shopify call: the whole outcome.
+fn token_unreadable(shop: &ShopifyShop, e: &TokenError) -> Outcome {
+    Outcome::new(
+        Cond::new(ConditionType::TokenValid, Status::False, e.reason(), e.message()),
+        Cond::new(
+            ConditionType::WebhooksSynced,
+            Status::Unknown,
+            Reason::TokenInvalid,
+            "no valid token to check subscriptions with",
+        ),
+        shop,
+    )
+}
+
+/// A shop outside an allow-list or without its app: nothing is sent to
+/// Shopify for it.
+fn refused(shop: &ShopifyShop, r: &Refusal) -> Outcome {
+    Outcome::new(
+        Cond::new(
+            ConditionType::TokenValid,
+            Status::False,
+            r.reason,
+            r.message.clone(),
+        ),
+        Cond::new(
+            ConditionType::WebhooksSynced,
+            Status::Unknown,
+            r.reason,
+            r.message.clone(),
+        ),
+        shop,
+    )
+}
+
 /// A Shopify error as `TokenValid` (for errors about the token or shop) or
 /// `WebhooksSynced` (for the rest), with a retry delay for the retryable.
 fn classify(e: &ShopifyError, what: &str) -> (Option<Cond>, Cond, Option<Duration>) {
@@ -113,7 +224,7 @@ fn classify(e: &ShopifyError, what: &str) -> (Option<Cond>, Cond, Option<Duratio
 
 /// Runs the webhooks duty for `shop` with `token` (already read) and `host`
 /// (already resolved, `None` when the shop has no `webhooks`).
-pub async fn reconcile(
+async fn reconcile(
     ctx: &Context,
     shop: &ShopifyShop,
     token: &AccessToken,
