@@ -1,6 +1,7 @@
-//! The registry of what this controller says in `status.conditions`: every
-//! condition type ([`ConditionType`]; the reasons are in `reasons`), plus
-//! the bookkeeping in the cert-manager / Crossplane style: one
+//! The registry of what the controllers say in `status.conditions` (both
+//! the ShopifyShop and the ShopifyApp controller write them, so it is
+//! shared): every condition type ([`ConditionType`]; the reasons are in
+//! `reasons`), plus the bookkeeping in the cert-manager / Crossplane style: one
 //! `metav1.Condition` per type, `observedGeneration` on each, and a
 //! `lastTransitionTime` that only moves when the status flips. Adding a
 //! condition is one variant here plus its producer; `Ready`'s aggregation,

@@ -1,6 +1,9 @@
 //! Shared state of all reconciles: settings, the clients, the token-check
 //! cache, which passes ran recently, per-shop backoff, and Events. No
-//! reconcile logic; publishing an Event is its only I/O.
+//! reconcile logic; publishing an Event is its only I/O. Kept beside the
+//! two controllers rather than in `shop/`: it is the operator's handle
+//! (`run`, the tests and the demo build it), and `watches` takes both
+//! controllers' settings and client from it.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! The one error type of a failed reconcile. Each variant names the step
+//! The one error type of a failed reconcile, of either controller (the
+//! ShopifyApp controller's are `AppStatus` and `NoNamespace`). Each variant names the step
 //! that failed, and [`Error::step`] is the `step` label of the
 //! `shopify_operator_reconcile_errors` metric. Shopify failures are not
 //! here: they become conditions, and the reconcile itself succeeds.

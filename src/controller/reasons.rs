@@ -1,4 +1,4 @@
-//! The registry of condition reasons: every reason this controller writes
+//! The registry of condition reasons: every reason either controller writes
 //! (one list), what a person should do about it (`hint`, for the Warning
 //! Event of a transition) and whether it needs a person at all
 //! (`needs_person`, for kstatus's `Stalled`). Pure.

@@ -1,6 +1,8 @@
-//! The controller's wiring: which watches trigger a reconcile of which
+//! The controllers' wiring: which watches trigger a reconcile of which
 //! shop, how they back off, and the kube-runtime Controller that runs
-//! [`super::shop::reconcile`]. Talks to the apiserver (lists and watches).
+//! [`super::shop::reconcile`], with the ShopifyApp controller beside it
+//! (fed by the shop watch). Shared because it wires both. Talks to the
+//! apiserver (lists and watches).
 
 use std::sync::Arc;
 use std::time::Duration;
