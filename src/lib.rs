@@ -15,8 +15,10 @@
 
 mod allow_list;
 pub mod certificate;
+pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod docs;
 mod http;
 pub mod import;
 mod metrics;

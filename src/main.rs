@@ -2,47 +2,9 @@
 
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use shopify_operator::cli::{Cli, Command, WebhookCommand};
 use shopify_operator::crd;
-
-/// Keeps Shopify shops' webhooks, tokens and sync jobs in cluster state.
-#[derive(Parser, Debug)]
-#[command(name = "shopify-operator", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run the controller against the cluster of the current kubeconfig or
-    /// the in-cluster config.
-    Run(Box<shopify_operator::run::RunArgs>),
-    /// Print a CRD as YAML: ShopifyShop (`crds/shopifyshop.yaml`) or, with
-    /// `--kind ShopifyApp`, `crds/shopifyapp.yaml`.
-    Crd {
-        /// `ShopifyShop` or `ShopifyApp`.
-        #[arg(long, default_value = "ShopifyShop", value_parser = ["ShopifyShop", "ShopifyApp"])]
-        kind: String,
-    },
-    /// Turn the old OMS database's table of Shopify tokens into token
-    /// Secrets and ShopifyShops: YAML on stdout, one file per shop, or
-    /// applied to the cluster.
-    #[command(after_help = shopify_operator::import::EXIT_CODES_HELP)]
-    Import(Box<shopify_operator::import::ImportArgs>),
-    /// Webhook tools for cutover checks.
-    #[command(subcommand)]
-    Webhook(WebhookCommand),
-}
-
-#[derive(Subcommand, Debug)]
-enum WebhookCommand {
-    /// Send one delivery exactly as Shopify would (sample body, Shopify's
-    /// headers, HMAC with the app's client secret) to the address the
-    /// shop's subscription for the topic has now.
-    #[command(after_help = shopify_operator::webhook::EXIT_CODES_HELP)]
-    Trigger(Box<shopify_operator::webhook::TriggerArgs>),
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::try_parse().unwrap_or_else(|e| {
@@ -64,6 +26,18 @@ fn main() -> std::process::ExitCode {
             }
             std::process::ExitCode::SUCCESS
         }
+        Command::Docs { out } => match shopify_operator::docs::write(&out) {
+            Ok(written) => {
+                for path in written {
+                    println!("{}", path.display());
+                }
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: writing {}: {e}", out.display());
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Import(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -356,6 +356,52 @@ impl Metrics {
     }
 }
 
+/// What each label's values are, for the generated metrics reference
+/// (`crate::docs`). A test checks that every label the exposition carries
+/// is listed here, so a new label cannot reach `/metrics` undocumented.
+pub const LABEL_VALUES: &[(&str, &str)] = &[
+    ("result", "`ok` or `error`"),
+    (
+        "step",
+        "the step that failed: `ingress`, `token_secret`, `finalizer`, `sync_jobs`, `status_write` (Shopify failures are conditions, not errors)",
+    ),
+    ("operation", "`list`, `apply`, `token_info`"),
+    (
+        "outcome",
+        "Shopify requests: `ok` or a condition reason (`TokenRevoked`, `ShopifyThrottled`…); sync Jobs: `created`, `succeeded`, `failed`",
+    ),
+    ("namespace", "the shop's namespace"),
+    ("name", "the shop's name"),
+    ("condition", "a condition type (`Ready`, `TokenValid`…)"),
+    ("status", "`True`, `False`, `Unknown`"),
+    (
+        "reason",
+        "the condition's current reason; the series of the previous reason is removed",
+    ),
+    ("requested", "`spec.adminApiVersion` (or its default)"),
+    ("served", "the version Shopify served instead (`X-Shopify-Api-Version`)"),
+    ("version", "the version Shopify served (`X-Shopify-Api-Version`)"),
+];
+
+/// The exposition of a registry in which every family has one series, so
+/// that every metric's HELP, TYPE and label names show: the input of the
+/// generated metrics reference. Label values are placeholders.
+pub fn reference_exposition() -> String {
+    let m = Metrics::new();
+    m.reconciled(Some("step"), Duration::ZERO);
+    m.shopify("operation", "outcome", 1, Duration::ZERO);
+    m.drift_repairs.inc_by(0);
+    m.sync_jobs
+        .get_or_create(&JobLabels {
+            outcome: "outcome".into(),
+        })
+        .inc_by(0);
+    m.shop_condition("namespace", "name", "condition", "status", "reason");
+    m.served_version("namespace", "name", "requested", Some("served"));
+    m.api_deprecated("namespace", "name", Some("version"));
+    m.encode()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +455,23 @@ mod tests {
         assert!(text.contains("reason=\"Reconciled\"} 1"), "{text}");
         m.forget_shop("oms", "online", &["Ready"]);
         assert!(!m.encode().contains("name=\"online\""));
+    }
+
+    #[test]
+    fn every_label_in_the_exposition_is_documented() {
+        for line in reference_exposition().lines().filter(|l| !l.starts_with('#')) {
+            let Some((_, labels)) = line.split_once('{') else {
+                continue;
+            };
+            for pair in labels.split('}').next().unwrap_or_default().split(',') {
+                let label = pair.split('=').next().unwrap_or_default();
+                if label != "le" {
+                    assert!(
+                        LABEL_VALUES.iter().any(|(l, _)| *l == label),
+                        "label {label} of {line} is not in LABEL_VALUES"
+                    );
+                }
+            }
+        }
     }
 }

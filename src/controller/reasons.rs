@@ -9,12 +9,12 @@ use std::str::FromStr;
 /// Declares [`Reason`] from one list, so its name, `ALL` and parsing can't
 /// disagree.
 macro_rules! reasons {
-    ($( $(#[$doc:meta])* $name:ident ),* $(,)?) => {
+    ($( $(#[doc = $doc:literal])* $name:ident ),* $(,)?) => {
         /// Every condition reason this controller writes: CamelCase and
         /// machine-readable, as `status.conditions[].reason`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Reason {
-            $( $(#[$doc])* $name, )*
+            $( $(#[doc = $doc])* $name, )*
         }
 
         impl Reason {
@@ -25,6 +25,14 @@ macro_rules! reasons {
             pub fn as_str(self) -> &'static str {
                 match self {
                     $( Reason::$name => stringify!($name), )*
+                }
+            }
+
+            /// The reason's doc comment, for the generated reference
+            /// (`crate::docs`): one source for the code and the book.
+            pub fn doc(self) -> &'static str {
+                match self {
+                    $( Reason::$name => concat!($($doc, "\n"),*), )*
                 }
             }
         }
