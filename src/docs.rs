@@ -38,10 +38,19 @@ pub fn pages() -> Vec<(&'static str, String)> {
             .unwrap_or_else(|| panic!("no CRD of kind {k}"))
     };
     vec![
-        ("shopifyshop.md", crd_page(kind("ShopifyShop"), "crds/shopifyshop.yaml")),
-        ("shopifyapp.md", crd_page(kind("ShopifyApp"), "crds/shopifyapp.yaml")),
+        (
+            "shopifyshop.md",
+            crd_page(kind("ShopifyShop"), "crds/shopifyshop.yaml"),
+        ),
+        (
+            "shopifyapp.md",
+            crd_page(kind("ShopifyApp"), "crds/shopifyapp.yaml"),
+        ),
         ("cli.md", cli_page()),
-        ("metrics.md", metrics_page(&crate::metrics::reference_exposition())),
+        (
+            "metrics.md",
+            metrics_page(&crate::metrics::reference_exposition()),
+        ),
         ("conditions.md", conditions_page()),
     ]
 }
@@ -69,14 +78,27 @@ fn code(s: &str) -> String {
         longest = longest.max(run);
     }
     let fence = "`".repeat(longest + 1);
-    let pad = if s.starts_with('`') || s.ends_with('`') { " " } else { "" };
+    let pad = if s.starts_with('`') || s.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
     format!("{fence}{pad}{s}{pad}{fence}")
+}
+
+/// Plain text (a reason's hint is written for Events, not Markdown) made
+/// safe for Markdown: `<name>` would otherwise be read as an HTML tag.
+fn prose(s: &str) -> String {
+    s.replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// A table cell: one line, with the column separator escaped (GFM tables
 /// split on `|` even inside code spans).
 fn cell(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
 }
 
 // ---------------------------------------------------------------- CRDs
@@ -98,7 +120,11 @@ fn crd_page(crd: &Value, file: &str) -> String {
         code(names["plural"].as_str().unwrap_or_default()),
         list_of(&names["shortNames"]),
         list_of(&names["categories"]),
-        if kind == "ShopifyShop" { String::new() } else { format!(" --kind {kind}") },
+        if kind == "ShopifyShop" {
+            String::new()
+        } else {
+            format!(" --kind {kind}")
+        },
         names["singular"].as_str().unwrap_or_default(),
     );
     let schema = &version["schema"]["openAPIV3Schema"];
@@ -106,8 +132,12 @@ fn crd_page(crd: &Value, file: &str) -> String {
         let _ = writeln!(out, "{d}\n");
     }
     if let Some(columns) = version["additionalPrinterColumns"].as_array() {
-        out.push_str("## Printer columns\n\n`kubectl get` shows (`-o wide` also the ones with priority 1):\n\n");
-        out.push_str("| column | JSONPath | type | priority | description |\n| --- | --- | --- | --- | --- |\n");
+        out.push_str(
+            "## Printer columns\n\n`kubectl get` shows (`-o wide` also the ones with priority 1):\n\n",
+        );
+        out.push_str(
+            "| column | JSONPath | type | priority | description |\n| --- | --- | --- | --- | --- |\n",
+        );
         for c in columns {
             let _ = writeln!(
                 out,
@@ -125,7 +155,6 @@ fn crd_page(crd: &Value, file: &str) -> String {
         let Some(node) = schema["properties"].get(top) else {
             continue;
         };
-        let _ = writeln!(out, "## `{top}`\n");
         field(&mut out, top, node, false);
     }
     out
@@ -137,7 +166,11 @@ fn list_of(v: &Value) -> String {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).map(code).collect())
         .unwrap_or_default();
-    if items.is_empty() { "none".into() } else { items.join(", ") }
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// The type of a schema node in words: `string`, `array of object`, `map
@@ -164,9 +197,15 @@ fn type_of(node: &Value) -> String {
 
 /// One field's section, then its children's.
 fn field(out: &mut String, path: &str, node: &Value, required: bool) {
-    let _ = writeln!(out, "### `{path}`\n");
+    // `spec` and `status` are the page's sections; their fields sit below.
+    let level = if path.contains(['.', '[']) { "###" } else { "##" };
+    let _ = writeln!(out, "{level} `{path}`\n");
     let mut facts = vec![format!("*{}*", type_of(node))];
-    facts.push(if required { "required".into() } else { "optional".into() });
+    facts.push(if required {
+        "required".into()
+    } else {
+        "optional".into()
+    });
     if let Some(d) = node.get("default") {
         facts.push(format!("default {}", code(&d.to_string())));
     }
@@ -248,7 +287,12 @@ fn field(out: &mut String, path: &str, node: &Value, required: bool) {
             .unwrap_or_default();
         // serde_json's map is sorted by key: the same order as the YAML.
         for (name, child) in props {
-            field(out, &format!("{prefix}.{name}"), child, required.contains(&name.as_str()));
+            field(
+                out,
+                &format!("{prefix}.{name}"),
+                child,
+                required.contains(&name.as_str()),
+            );
         }
     }
 }
@@ -292,14 +336,6 @@ fn command(out: &mut String, parent: &str, cmd: &clap::Command) {
                 (None, Some(s)) => format!("`-{s}`"),
                 (None, None) => format!("`{}`", a.get_id().as_str().to_uppercase()),
             };
-            let takes_value = a.get_num_args().is_none_or(|n| n.takes_values());
-            let flag = match a.get_value_names() {
-                Some(v) if takes_value && a.get_long().is_some() => {
-                    let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
-                    format!("{flag} {}", code(&v.join(" ")))
-                }
-                _ => flag,
-            };
             let env = a
                 .get_env()
                 .map(|e| code(&e.to_string_lossy()))
@@ -327,11 +363,21 @@ fn command(out: &mut String, parent: &str, cmd: &clap::Command) {
                 .filter(|p| !p.is_hide_set())
                 .map(|p| code(p.get_name()))
                 .collect();
-            if !possible.is_empty() && !matches!(a.get_action(), clap::ArgAction::SetTrue | clap::ArgAction::SetFalse)
-            {
+            // A boolean's `true`/`false` says nothing its default does not.
+            let boolean = possible == ["`true`", "`false`"];
+            if !possible.is_empty() && !boolean {
+                if !what.ends_with('.') {
+                    what.push('.');
+                }
                 let _ = write!(what, " One of {}.", possible.join(", "));
             }
-            let _ = writeln!(out, "| {} | {env} | {} | {} |", cell(&flag), cell(&default), cell(&what));
+            let _ = writeln!(
+                out,
+                "| {} | {env} | {} | {} |",
+                cell(&flag),
+                cell(&default),
+                cell(&what)
+            );
         }
         out.push('\n');
     }
@@ -348,7 +394,6 @@ fn command(out: &mut String, parent: &str, cmd: &clap::Command) {
 /// One metric as the exposition describes it.
 #[derive(Default)]
 struct MetricDoc {
-    family: String,
     kind: String,
     help: String,
     unit: Option<String>,
@@ -360,9 +405,8 @@ fn metrics_page(exposition: &str) -> String {
     let mut metrics: Vec<MetricDoc> = Vec::new();
     for line in exposition.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (family, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (_, help) = rest.split_once(' ').unwrap_or((rest, ""));
             metrics.push(MetricDoc {
-                family: family.into(),
                 help: help.into(),
                 ..MetricDoc::default()
             });
@@ -403,7 +447,11 @@ fn metrics_page(exposition: &str) -> String {
     for m in &metrics {
         let samples: Vec<String> = m.samples.iter().map(|s| code(s)).collect();
         let labels: Vec<String> = m.labels.iter().map(|l| code(l)).collect();
-        let unit = m.unit.as_ref().map(|u| format!(" (unit {u})")).unwrap_or_default();
+        let unit = m
+            .unit
+            .as_ref()
+            .map(|u| format!(" (unit {u})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
             "| {} | {}{unit} | {} | {} |",
@@ -426,13 +474,23 @@ fn metrics_page(exposition: &str) -> String {
 /// type cannot be added without its line here.
 fn condition_doc(c: ConditionType) -> &'static str {
     match c {
-        ConditionType::Ready => "The aggregate: `True` when every other condition is; else the reason of the first of `TokenValid`, `WebhooksSynced`, `SyncHealthy` that is not `True`.",
-        ConditionType::TokenValid => "The token Secret could be read and Shopify accepts the token for this shop.",
+        ConditionType::Ready => {
+            "The aggregate: `True` when every other condition is; else the reason of the first of `TokenValid`, `WebhooksSynced`, `SyncHealthy` that is not `True`."
+        }
+        ConditionType::TokenValid => {
+            "The token Secret could be read and Shopify accepts the token for this shop."
+        }
         ConditionType::WebhooksSynced => "The shop's webhook subscriptions on Shopify match the spec.",
         ConditionType::SyncHealthy => "The shop's sync Jobs run on schedule and do not keep failing.",
-        ConditionType::Reconciling => "kstatus: `True` while the operator retries by itself (the message says when).",
-        ConditionType::Stalled => "kstatus: `True` when nothing moves until a person acts; the reason is the first part's that needs one.",
-        ConditionType::CredentialsValid => "ShopifyApp only: the app's credentials Secret has `client-id` and `client-secret`.",
+        ConditionType::Reconciling => {
+            "kstatus: `True` while the operator retries by itself (the message says when)."
+        }
+        ConditionType::Stalled => {
+            "kstatus: `True` when nothing moves until a person acts; the reason is the first part's that needs one."
+        }
+        ConditionType::CredentialsValid => {
+            "ShopifyApp only: the app's credentials Secret has `client-id` and `client-secret`."
+        }
     }
 }
 
@@ -461,7 +519,9 @@ fn conditions_page() -> String {
          progress), or **—** (neither: fine, a consequence of another condition, or a deliberate \
          mode).\n\n",
     );
-    out.push_str("| reason | what it means | kstatus class | to do (the Event's hint) |\n| --- | --- | --- | --- |\n");
+    out.push_str(
+        "| reason | what it means | kstatus class | to do (the Event's hint) |\n| --- | --- | --- | --- |\n",
+    );
     for r in Reason::ALL {
         let class = match r.progress() {
             Progress::NeedsPerson => "Stalled",
@@ -472,8 +532,8 @@ fn conditions_page() -> String {
             out,
             "| `{}` | {} | {class} | {} |",
             r.as_str(),
-            cell(r.doc()),
-            cell(r.hint())
+            cell(&prose(r.doc())),
+            cell(&prose(r.hint()))
         );
     }
     out
@@ -497,7 +557,10 @@ mod tests {
         for r in Reason::ALL {
             assert!(page("conditions.md").contains(&format!("| `{r}` |")), "{r}");
         }
-        for name in ["shopify_operator_reconciles_total", "shopify_shop_condition_reason"] {
+        for name in [
+            "shopify_operator_reconciles_total",
+            "shopify_shop_condition_reason",
+        ] {
             assert!(page("metrics.md").contains(name), "{name}");
         }
         assert!(page("cli.md").contains("`--watch-label-selector`"));
