@@ -3,17 +3,17 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test demo crds control-plane helm health mariadb prometheus third-party-crds image node-runtime fmt lint
+.PHONY: test demo crds docs mdbook control-plane helm health mariadb prometheus third-party-crds image node-runtime fmt lint
 
 ## Build helm, the control plane with its node binaries and the health
 ## judge (all cached), install MariaDB, Prometheus and the node's runtime
 ## (once), fetch third-party CRDs (cached), build the images, then format
 ## check, lints and every test: every test binary runs even when one fails,
 ## and the last line sums them up (hack/cargo-test.sh).
-test: helm control-plane health mariadb prometheus third-party-crds node-runtime image
+test: helm control-plane health mariadb prometheus third-party-crds node-runtime image mdbook
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" HEALTH_BIN="$$(hack/health.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" PROMETHEUS_BIN_DIR="$$(hack/prometheus.sh)" THIRD_PARTY_CRDS="$$(hack/crds.sh)" NODE_RUNTIME_DIR="$$(hack/node-runtime.sh)" IMAGE_DIR="$$(hack/image.sh path)" CARGO="$(CARGO)" hack/cargo-test.sh --workspace
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" HELM_BIN="$$(hack/helm.sh)" HEALTH_BIN="$$(hack/health.sh)" MARIADB_BIN_DIR="$$(hack/mariadb.sh)" PROMETHEUS_BIN_DIR="$$(hack/prometheus.sh)" THIRD_PARTY_CRDS="$$(hack/crds.sh)" NODE_RUNTIME_DIR="$$(hack/node-runtime.sh)" IMAGE_DIR="$$(hack/image.sh path)" MDBOOK_BIN="$$(hack/mdbook.sh)" CARGO="$(CARGO)" hack/cargo-test.sh --workspace
 
 ## The operator's and the simulator's images, offline, from the shipped
 ## Dockerfiles (static release binaries on scratch, built with buildah):
@@ -38,6 +38,17 @@ crds:
 	$(CARGO) run -q -p shopify-operator --bin shopify-operator -- crd > crds/shopifyshop.yaml
 	$(CARGO) run -q -p shopify-operator --bin shopify-operator -- crd --kind ShopifyApp > crds/shopifyapp.yaml
 	cp crds/shopifyshop.yaml crds/shopifyapp.yaml charts/shopify-operator/crds/
+
+## The book (docs/, mdBook): regenerate its reference pages from the code
+## (CRDs, CLI, metrics, reasons), then build it into target/book.
+docs: mdbook
+	$(CARGO) run -q -p shopify-operator --bin shopify-operator -- docs --out docs/src/reference
+	"$$(hack/mdbook.sh)" build docs
+
+## Install mdbook from crates.io into ~/.cache/shopify-operator (once per
+## version); `make docs` and the book's test (tests/docs.rs) run it.
+mdbook:
+	hack/mdbook.sh >/dev/null
 
 ## Convergence benchmark (benches/converge.rs): N shops x 8 topics against
 ## shopify-sim (50 ms per request) and the local control plane, the operator

@@ -379,7 +379,10 @@ pub const LABEL_VALUES: &[(&str, &str)] = &[
         "the condition's current reason; the series of the previous reason is removed",
     ),
     ("requested", "`spec.adminApiVersion` (or its default)"),
-    ("served", "the version Shopify served instead (`X-Shopify-Api-Version`)"),
+    (
+        "served",
+        "the version Shopify served instead (`X-Shopify-Api-Version`)",
+    ),
     ("version", "the version Shopify served (`X-Shopify-Api-Version`)"),
 ];
 

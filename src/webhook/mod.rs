@@ -5,7 +5,7 @@
 //! checks. For the cutover runbook's "verify delivery works" steps. Reads
 //! the ShopifyShop and its app Secret through the apiserver and sends one
 //! HTTPS request; the secret is never printed. Header facts and sources:
-//! `docs/webhook-deliveries.md`.
+//! `docs/src/shopify/webhook-deliveries.md`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! source ARNs in `uri` (2025-10 on), only HTTP(S) URLs in `callbackUrl`; it
 //! rejects `http://` and internal hosts (fact sheet §2, [3P]). Tests and
 //! local demos need loopback `http://` receivers, hence the explicit escape
-//! hatch. See docs/webhook-subscriptions.md for the sources.
+//! hatch. See docs/src/shopify/webhook-subscriptions.md for the sources.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

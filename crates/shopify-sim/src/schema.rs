@@ -2,7 +2,7 @@
 //! once per feature set at startup (the version-dependent fields make the
 //! schemas differ: `uri` from 2025-10, `publicDisplayName` from 2025-07,
 //! subscription `filter` from 2024-07, `metafields` from 2025-04, `name` from
-//! 2026-04; see docs/webhook-subscriptions.md).
+//! 2026-04; see docs/src/shopify/webhook-subscriptions.md).
 //!
 //! Names and nullability follow Shopify's schema so that a client's documents
 //! validate here exactly when they would validate there. Root-field resolvers

@@ -2,7 +2,7 @@
 //! resolvers and the admin API share — topic + address uniqueness, address
 //! checks, destination rules per topic, `name` rules, refused filters,
 //! partial updates, and Relay-style pagination ordered by id. The sources of
-//! each rule are in docs/webhook-subscriptions.md.
+//! each rule are in docs/src/shopify/webhook-subscriptions.md.
 
 use super::address::{self, Accepts, Endpoint};
 use super::fixture::{MetafieldIdentifier, SubscriptionFixture};

@@ -4,7 +4,7 @@
 //! Shopify releases one version per quarter, supports each for at least 12
 //! months and, when asked for a version it no longer supports, serves the
 //! oldest supported one instead and says so in `X-Shopify-Api-Version`
-//! (fact sheet §1, docs/api-versions.md).
+//! (fact sheet §1, docs/src/shopify/api-versions.md).
 
 use std::fmt;
 

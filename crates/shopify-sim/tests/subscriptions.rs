@@ -2,7 +2,7 @@
 //! (`filter`, `metafields`, `name`), HTTPS / Pub/Sub / EventBridge
 //! destinations through `uri` and through the dedicated mutations, partial
 //! updates, topic and name rules, and the refuse-filter fault. The facts and
-//! their sources are in docs/webhook-subscriptions.md.
+//! their sources are in docs/src/shopify/webhook-subscriptions.md.
 
 mod common;
 
