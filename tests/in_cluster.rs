@@ -11,7 +11,8 @@
 //! read-only root, UID 65532); in-cluster config from the ServiceAccount
 //! token; probes called by a kubelet; leader election between two Pods
 //! through `POD_NAME`/`POD_NAMESPACE`; the memory limit, against the
-//! container's cgroup; a rolling upgrade and an uninstall.
+//! container's cgroup, with the demo's three shops and with 1,000; a
+//! rolling upgrade and an uninstall.
 
 mod support;
 
@@ -20,11 +21,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
+use kube::api::PostParams;
 use kube::api::{Api, ListParams};
-use serde_json::Value;
+use serde_json::{Value, json};
+use shopify_operator::crd::ShopifyShop;
+use shopify_sim::{Fixture, ShopFixture, TokenFixture};
 use support::{run, wait_for};
 use testenv::{Cluster, NodeOptions};
 
@@ -43,13 +49,21 @@ const SHOPS: [&str; 3] = [
     "ps-direct-fulfilment-online.myshopify.com",
     "ps-diff-direct-fulfillment.myshopify.com",
 ];
-/// Secret values of the demo (all fake) that must never reach a log.
-const SECRETS: [&str; 4] = [
+/// Secret values of the demo and the fleet (all fake) that must never
+/// reach a log.
+const SECRETS: [&str; 5] = [
     "shpat_seed_offline_",
     "shpat_seed_online_",
     "shpat_seed_diff_",
+    "shpat_fleet_",
     "fake-client-secret-seed-0000",
 ];
+/// Shops added beside the demo's three, so that the memory limit is
+/// checked at 1,000 shops too.
+const FLEET: usize = 997;
+/// Fleet shops loaded into the simulator per request (its admin routes
+/// take bodies up to axum's 2 MB default).
+const FLEET_BATCH: usize = 100;
 const RESTRICTED: [(&str, &str); 2] = [
     ("pod-security.kubernetes.io/enforce", "restricted"),
     ("pod-security.kubernetes.io/enforce-version", "latest"),
@@ -96,6 +110,17 @@ impl SimInCluster {
         }
         all.sort();
         Some(all)
+    }
+
+    /// Adds shops to the simulator's world (its admin fixture route).
+    async fn load(&self, fixture: &Fixture) {
+        self.http
+            .post(format!("{}/fixture", self.admin))
+            .json(fixture)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("the simulator loads the fleet");
     }
 
     /// Mutations executed so far, all shops.
@@ -297,6 +322,111 @@ fn assert_no_secrets(text: &str, what: &str) {
     }
 }
 
+fn fleet_domain(i: usize) -> String {
+    format!("fleet-{i:04}.myshopify.com")
+}
+
+fn fleet_token(i: usize) -> String {
+    format!("shpat_fleet_{i:04}")
+}
+
+/// [`FLEET`] more shops, each like the seed's plain shop (`online`): in
+/// the simulator with its seven subscriptions at [`HOST`], and as a
+/// ShopifyShop with those topics at that fixed host and its token Secret,
+/// in a namespace of their own. Returns the namespace.
+async fn add_fleet(node: &Node, sim: &SimInCluster) -> String {
+    let seed = Fixture::from_file(root().join("examples/sim-seed.yaml")).expect("the seed fixture");
+    let template = seed
+        .shops
+        .iter()
+        .find(|s| s.domain == SHOPS[1])
+        .expect("the seed's online shop");
+    let fleet_shop = |i: usize| ShopFixture {
+        domain: fleet_domain(i),
+        name: None,
+        tokens: vec![TokenFixture {
+            access_token: fleet_token(i),
+            ..template.tokens[0].clone()
+        }],
+        ..template.clone()
+    };
+    let indices: Vec<usize> = (0..FLEET).collect();
+    for batch in indices.chunks(FLEET_BATCH) {
+        sim.load(&Fixture {
+            shops: batch.iter().map(|&i| fleet_shop(i)).collect(),
+            ..Default::default()
+        })
+        .await;
+    }
+    let topics: Vec<&str> = template.subscriptions.iter().map(|s| s.topic.as_str()).collect();
+
+    let ns = node
+        .cluster
+        .namespace("fleet", &[])
+        .await
+        .expect("fleet namespace");
+    let client = node.cluster.admin_client().await.expect("client");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+    let shops: Api<ShopifyShop> = Api::namespaced(client, &ns);
+    futures::stream::iter(indices)
+        .map(|i| {
+            let (secrets, shops, topics) = (&secrets, &shops, &topics);
+            async move {
+                let name = format!("fleet-{i:04}");
+                let secret: Secret = serde_json::from_value(json!({
+                    "metadata": {"name": format!("{name}-token")},
+                    "stringData": {"access-token": fleet_token(i)}
+                }))
+                .expect("a Secret");
+                secrets.create(&PostParams::default(), &secret).await?;
+                let shop: ShopifyShop = serde_json::from_value(json!({
+                    "apiVersion": "shopify-operator.dev/v1alpha1",
+                    "kind": "ShopifyShop",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "domain": fleet_domain(i),
+                        "token": {"secretRef": {"name": format!("{name}-token")}},
+                        "webhooks": {"endpoint": {"host": HOST}, "topics": topics},
+                    },
+                }))
+                .expect("a ShopifyShop");
+                shops.create(&PostParams::default(), &shop).await.map(|_| ())
+            }
+        })
+        .buffer_unordered(8)
+        .try_collect::<()>()
+        .await
+        .expect("the fleet's Secrets and ShopifyShops");
+    ns
+}
+
+/// Each Pod's operator container's peak memory (its cgroup's high-water
+/// mark: what the limit is enforced against), printed and checked against
+/// the chart's default limit.
+fn check_memory(node: &Node, pods: &[Pod], shops: &str) {
+    for pod in pods {
+        let uid = pod.metadata.uid.as_deref().expect("uid");
+        let id = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .expect("statuses")[0]
+            .container_id
+            .clone()
+            .expect("a container id");
+        let peak = node
+            .cluster
+            .container_memory_peak(uid, &id)
+            .expect("the container's memory cgroup");
+        println!(
+            "operator container {}: peak memory {:.1} MiB ({shops} shops; limit 256 MiB)",
+            pod.name_any(),
+            peak as f64 / 1048576.0
+        );
+        assert!(peak < 256 << 20, "peak {peak} B is under the chart's limit");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_on_a_node_runs_the_demo_through_a_host_change_a_failover_an_upgrade_and_an_uninstall() {
     let t0 = std::time::Instant::now();
@@ -491,27 +621,29 @@ async fn the_chart_on_a_node_runs_the_demo_through_a_host_change_a_failover_an_u
 
     step(t0, "upgrade checked");
     // --- memory against the limit, from the containers' cgroups ---
-    for pod in &upgraded {
-        let uid = pod.metadata.uid.as_deref().expect("uid");
-        let id = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .expect("statuses")[0]
-            .container_id
-            .clone()
-            .expect("a container id");
-        let peak = node
-            .cluster
-            .container_memory_peak(uid, &id)
-            .expect("the container's memory cgroup");
-        println!(
-            "operator container {}: peak memory {:.1} MiB (3 shops; limit 256 MiB)",
-            pod.name_any(),
-            peak as f64 / 1048576.0
-        );
-        assert!(peak < 256 << 20, "peak {peak} B is under the chart's limit");
-    }
+    check_memory(&node, &upgraded, "3");
+    // ...and with 1,000 shops, adopted as they are (no mutation).
+    let mutations_before = sim.mutations().await.expect("sim counters");
+    let fleet = add_fleet(&node, &sim).await;
+    step(t0, "fleet created");
+    run(node
+        .kubectl()
+        .args([
+            "-n",
+            &fleet,
+            "wait",
+            "--for=condition=Ready",
+            "shopifyshop",
+            "--all",
+        ])
+        .arg(format!("--timeout={}s", ROLLOUT.as_secs())));
+    step(t0, "fleet Ready");
+    assert_eq!(
+        sim.mutations().await,
+        Some(mutations_before),
+        "{FLEET} shops adopted at the host they are at: no mutation"
+    );
+    check_memory(&node, &upgraded, "1,000");
 
     // --- no secret in any log the kubelet kept, nor in /metrics ---
     let names: Vec<String> = operator_pods(&node, &ns)
@@ -544,6 +676,10 @@ async fn the_chart_on_a_node_runs_the_demo_through_a_host_change_a_failover_an_u
         .kubectl()
         .args(["-n", "oms", "get", "shopifyshops", "-o", "name"]));
     assert_eq!(shops.lines().count(), 3, "the shops stay: {shops}");
+    let fleet_shops = run(node
+        .kubectl()
+        .args(["-n", &fleet, "get", "shopifyshops", "-o", "name"]));
+    assert_eq!(fleet_shops.lines().count(), FLEET, "the fleet stays");
     converged(&sim, HOST, expected)
         .await
         .expect("the subscriptions stay on Shopify");
