@@ -219,7 +219,10 @@ async fn shops_move_between_shards_mid_host_change_without_a_gap_or_a_double_own
                 let about = object_ref(&env.ns, i);
                 let lines = |p: &testenv::Supervised| {
                     let text = log(p);
-                    let mine: Vec<&str> = text.lines().filter(|l| l.contains(&about)).collect();
+                    let mine: Vec<&str> = text
+                        .lines()
+                        .filter(|l| l.contains(&about) || l.contains(" WARN ") || l.contains(" ERROR "))
+                        .collect();
                     mine[mine.len().saturating_sub(40)..].join("\n")
                 };
                 let subs: Vec<_> = subs.iter().map(|s| (&s.topic, &s.address)).collect();
