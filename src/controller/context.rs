@@ -163,7 +163,26 @@ pub struct Context {
         std::sync::OnceLock<kube::runtime::reflector::Store<k8s_openapi::api::networking::v1::Ingress>>,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
-    passes: Mutex<HashMap<String, (u64, std::time::Instant)>>,
+    passes: Mutex<HashMap<String, RecentPass>>,
+}
+
+/// A settled webhooks pass of one shop, kept so that a reconcile caused by
+/// something else may reuse it instead of asking Shopify again.
+struct RecentPass {
+    /// What the pass depended on, hashed (`webhooks::reuse::pass_key`).
+    key: u64,
+    at: std::time::Instant,
+    /// The fingerprint of the outcome as the status stored after the pass
+    /// records it; `None` until that status is known to be stored.
+    stored: Option<u64>,
+}
+
+impl RecentPass {
+    /// Whether a pass with `key`, looking at a status whose outcome has
+    /// fingerprint `stored`, may reuse this one.
+    fn reusable(&self, key: u64, stored: u64, resync: Duration) -> bool {
+        self.key == key && self.stored == Some(stored) && self.at.elapsed() + Duration::from_secs(1) < resync
+    }
 }
 
 impl Context {
@@ -197,21 +216,40 @@ impl Context {
     }
 
     /// Whether the webhooks pass for these inputs ran successfully less
-    /// than a resync interval ago: then a reconcile caused by something
-    /// else (a Job finishing, a schedule slot) skips the Shopify list.
-    pub(super) fn recent_pass(&self, uid: &str, key: u64) -> bool {
+    /// than a resync interval ago and the status at hand (`stored`: its
+    /// outcome's fingerprint) is the one stored after it: then a reconcile
+    /// caused by something else (a Job finishing, a schedule slot) reuses
+    /// that status and skips the Shopify list. The store may still hold an
+    /// older status (a Job's event can overtake the status write); reusing
+    /// that would write what it says (an old host) back.
+    pub(super) fn recent_pass(&self, uid: &str, key: u64, stored: u64) -> bool {
         let passes = self.passes.lock().expect("passes");
-        passes.get(uid).is_some_and(|(k, at)| {
-            *k == key && at.elapsed() + Duration::from_secs(1) < self.settings.resync_interval
-        })
+        passes
+            .get(uid)
+            .is_some_and(|p| p.reusable(key, stored, self.settings.resync_interval))
     }
 
+    /// Records a webhooks pass (`ok`: settled enough to reuse) or forgets
+    /// the last one.
     pub(super) fn record_pass(&self, uid: &str, key: u64, ok: bool) {
         let mut passes = self.passes.lock().expect("passes");
         if ok {
-            passes.insert(uid.to_string(), (key, std::time::Instant::now()));
+            let pass = RecentPass {
+                key,
+                at: std::time::Instant::now(),
+                stored: None,
+            };
+            passes.insert(uid.to_string(), pass);
         } else {
             passes.remove(uid);
+        }
+    }
+
+    /// Records that the status now stored for the shop carries the
+    /// outcome with fingerprint `stored` (written, or already equal).
+    pub(super) fn record_stored(&self, uid: &str, stored: u64) {
+        if let Some(p) = self.passes.lock().expect("passes").get_mut(uid) {
+            p.stored = Some(stored);
         }
     }
 
@@ -229,7 +267,11 @@ impl Context {
             .labels(selector)
             .fields(&format!("metadata.name={}", shop.name_any()));
         match api.list_metadata(&params).await {
-            Ok(list) => !list.items.is_empty(),
+            Ok(list) if list.items.is_empty() => {
+                tracing::info!("the shop is no longer this shard's: its new owner acts on it");
+                false
+            }
+            Ok(_) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot tell whether the shop is still this shard's");
                 false
@@ -264,5 +306,30 @@ impl Context {
         *n = (*n + 1).min(16);
         let secs = 2u64.saturating_mul(1 << (*n - 1).min(10));
         Some(Duration::from_secs(secs).min(self.settings.resync_interval))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pass_is_reused_only_from_the_status_stored_after_it() {
+        let resync = Duration::from_secs(300);
+        let mut pass = RecentPass {
+            key: 7,
+            at: std::time::Instant::now(),
+            stored: None,
+        };
+        // Until its status is known to be stored, the store holds the
+        // previous one.
+        assert!(!pass.reusable(7, 1, resync));
+        pass.stored = Some(2);
+        assert!(pass.reusable(7, 2, resync));
+        // A store that lags the write still holds the old status.
+        assert!(!pass.reusable(7, 1, resync));
+        // Other inputs, or a pass older than a resync, run again.
+        assert!(!pass.reusable(8, 2, resync));
+        assert!(!pass.reusable(7, 2, Duration::from_secs(1)));
     }
 }

@@ -173,17 +173,30 @@ fn version_notes(shop: &ShopifyShop, next: &ShopifyShopStatus) -> Vec<Note> {
     notes
 }
 
-/// The webhooks outcome as the status recorded it, to reuse when nothing
-/// the webhooks depend on changed since a recent pass.
+/// The webhooks outcome as the shop's status recorded it, to reuse when
+/// nothing the webhooks depend on changed since a recent pass.
 pub(super) fn reused_outcome(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
-    let status = shop.status.as_ref()?;
+    recorded_outcome(shop.status.as_ref()?, shop.metadata.generation)
+}
+
+/// A fingerprint of the webhooks outcome `status` records (in memory only):
+/// what tells a status stored after a pass from an older one.
+pub(super) fn outcome_fingerprint(outcome: &webhooks::Outcome) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!("{outcome:?}").hash(&mut h);
+    h.finish()
+}
+
+/// The webhooks outcome `status` records for `generation`.
+fn recorded_outcome(status: &ShopifyShopStatus, generation: Option<i64>) -> Option<webhooks::Outcome> {
     // A reason this version does not know (another version wrote it) is
     // not reused: the pass runs again.
     let cond = |type_: ConditionType| {
         let c = status
             .conditions
             .iter()
-            .find(|c| c.type_ == type_.as_str() && c.observed_generation == shop.metadata.generation)?;
+            .find(|c| c.type_ == type_.as_str() && c.observed_generation == generation)?;
         let reason = c.reason.parse().ok()?;
         Some(Cond::new(
             type_,
@@ -208,7 +221,8 @@ pub(super) fn reused_outcome(shop: &ShopifyShop) -> Option<webhooks::Outcome> {
 }
 
 /// Writes `status` (server-side apply, forced, our field manager) unless it
-/// equals the stored one.
+/// equals the stored one; either way, once it is stored, the next pass may
+/// reuse it (`Context::record_stored`).
 pub(super) async fn write(
     ctx: &Context,
     shop: &ShopifyShop,
@@ -221,7 +235,12 @@ pub(super) async fn write(
     if let Some(c) = current.as_mut() {
         c.app_uninstalled = None;
     }
+    let uid = shop.uid().unwrap_or_default();
+    let stored = recorded_outcome(&status, shop.metadata.generation).map(|o| outcome_fingerprint(&o));
     if current.as_ref() == Some(&status) {
+        if let Some(stored) = stored {
+            ctx.record_stored(&uid, stored);
+        }
         return Ok(());
     }
     if !ctx.still_ours(shop).await {
@@ -243,6 +262,9 @@ pub(super) async fn write(
     .await
     .map_err(Error::StatusWrite)?;
     ctx.metrics.status_writes.inc();
+    if let Some(stored) = stored {
+        ctx.record_stored(&uid, stored);
+    }
     Ok(())
 }
 
@@ -320,5 +342,32 @@ mod tests {
         assert_eq!(newer[0].0, "ApiVersionFellForward");
         // Gone: nothing to warn about.
         assert!(reasons(same, versions(None, None)).is_empty());
+    }
+
+    #[test]
+    fn the_outcome_a_write_stores_is_the_one_a_later_pass_reads_back() {
+        let stored = |host: &str| -> ShopifyShopStatus {
+            let cond = |type_: &str, reason: &str| {
+                serde_json::json!({"type": type_, "status": "True", "reason": reason, "message": "",
+                    "lastTransitionTime": "2026-12-04T12:00:00Z", "observedGeneration": 3})
+            };
+            serde_json::from_value(serde_json::json!({
+                "webhookHost": host,
+                "conditions": [cond("TokenValid", "TokenVerified"), cond("WebhooksSynced", "InSync")],
+            }))
+            .unwrap()
+        };
+        let mut s = shop(serde_json::json!({}), None);
+        s.metadata.generation = Some(3);
+        s.status = Some(stored("new.example.com"));
+        // What `write` records for the status it stores…
+        let written = recorded_outcome(&stored("new.example.com"), Some(3)).map(|o| outcome_fingerprint(&o));
+        // …is what a pass finds in a store that has caught up,
+        let read = reused_outcome(&s).map(|o| outcome_fingerprint(&o));
+        assert!(written.is_some());
+        assert_eq!(written, read);
+        // and not in one that still holds the status before the write.
+        s.status = Some(stored("old.example.com"));
+        assert_ne!(written, reused_outcome(&s).map(|o| outcome_fingerprint(&o)));
     }
 }

@@ -114,7 +114,8 @@ pub(in crate::controller::shop) async fn step(
         Err(e) => unsent::token_unreadable(shop, &e),
         Ok(token) => {
             let key = reuse::pass_key(shop, &host, &token, app_credentials_ok);
-            let reused = status::reused_outcome(shop).filter(|_| !fresh && ctx.recent_pass(&uid, key));
+            let reused = status::reused_outcome(shop)
+                .filter(|o| !fresh && ctx.recent_pass(&uid, key, status::outcome_fingerprint(o)));
             match reused {
                 Some(reused) => reused,
                 None => {
