@@ -1,7 +1,8 @@
 //! `spec.webhooks.subscriptions[]` end to end, through the real apiserver
 //! and shopify-sim: filters and payload shaping repaired in place (id
 //! kept), Pub/Sub and EventBridge destinations per API version, what
-//! `prune` may touch, Shopify's refusals on the one subscription they are
+//! `prune` may touch (and what it may no longer once Git dropped it: the
+//! inventory's orphans), Shopify's refusals on the one subscription they are
 //! about, and fields the version lacks refused before anything is sent.
 
 mod support;
@@ -282,6 +283,116 @@ async fn pub_sub_and_event_bridge_before_and_after_2025_10() {
         })
         .await;
         assert_eq!(env.sim.counters(domain).mutations, 0, "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_git_dropped_is_reported_as_orphaned_then_pruned_and_nothing_else() {
+    for version in ["2025-07", "2025-10"] {
+        let domain = "dropped-shop.myshopify.com";
+        let paid = "pubsub://oms-prod:paid";
+        let foreign = "pubsub://analytics:orders";
+        // Someone's Pub/Sub subscription for orders/paid, which the spec
+        // adopts; another one the operator never owns.
+        let existing = vec![at("orders/paid", paid), at("orders/create", foreign)];
+        let entries = json!([
+            {"topics": ["orders/paid"], "uri": paid, "filter": "financial_status:paid"},
+            {"topics": ["orders/cancelled"], "uri": ARN},
+            {"topics": ["products/update"], "path": "/webhooks/catalog/{topic}"}]);
+        let env = start(
+            &format!("dropped-{}", version.replace('-', "")),
+            domain,
+            existing,
+            version,
+            json!({"endpoint": {"host": HOST}, "topics": ["orders/create"], "subscriptions": entries}),
+        )
+        .await;
+        ready(&env).await;
+        let adopted = env.sim.subscriptions(domain);
+        let id_at =
+            |subs: &[SimSubscription], topic: &str, address: &str| find(subs, topic, address).id.clone();
+        let paid_id = id_at(&adopted, "ORDERS_PAID", paid);
+        assert_eq!(adopted.len(), 5, "{version}: {adopted:#?}");
+        let ours = [
+            paid_id.clone(),
+            id_at(&adopted, "ORDERS_CANCELLED", ARN),
+            id_at(
+                &adopted,
+                "PRODUCTS_UPDATE",
+                &format!("https://{HOST}/webhooks/catalog/products_update"),
+            ),
+        ];
+
+        // The entries leave Git; without prune they stay on Shopify,
+        // reported as orphaned with their ids, in status and one Event.
+        env.sim.reset_counters();
+        patch_webhooks(&env, json!({"subscriptions": []})).await;
+        ready(&env).await;
+        let status = env.shops().get("shop").await.unwrap().status.unwrap();
+        let mut orphaned: Vec<&str> = status
+            .orphaned_subscriptions
+            .iter()
+            .map(|o| o.id.as_str())
+            .collect();
+        orphaned.sort();
+        let mut expected: Vec<&str> = ours.iter().map(String::as_str).collect();
+        expected.sort();
+        assert_eq!(
+            orphaned, expected,
+            "{version}: {:?}",
+            status.orphaned_subscriptions
+        );
+        let o = status
+            .orphaned_subscriptions
+            .iter()
+            .find(|o| o.id == paid_id)
+            .unwrap();
+        assert_eq!((o.topic.as_str(), o.address.as_str()), ("orders/paid", paid));
+        assert_eq!(
+            env.sim.subscriptions(domain).len(),
+            5,
+            "{version}: nothing deleted"
+        );
+        assert_eq!(env.sim.counters(domain).mutations, 0, "{version}");
+        // Passes go on (a resync a second): the Event stays one.
+        wait_for("two more passes", Duration::from_secs(30), || async {
+            (env.sim.counters(domain).requests >= 4).then_some(())
+        })
+        .await;
+        assert_eq!(
+            env.published("shop", "Warning", "SubscriptionsOrphaned").await,
+            1,
+            "{version}"
+        );
+
+        // prune: true deletes exactly the orphans, in one document; the
+        // subscription the operator never owned stays.
+        env.sim.reset_counters();
+        patch_webhooks(&env, json!({"prune": true})).await;
+        ready(&env).await;
+        wait_for("the orphans deleted", Duration::from_secs(60), || async {
+            let shop = env.shops().get("shop").await.ok()?;
+            shop.status?.orphaned_subscriptions.is_empty().then_some(())
+        })
+        .await;
+        let left = env.sim.subscriptions(domain);
+        assert_eq!(left.len(), 2, "{version}: {left:#?}");
+        find(&left, "ORDERS_CREATE", foreign);
+        find(
+            &left,
+            "ORDERS_CREATE",
+            &format!("https://{HOST}/webhooks/orders_create"),
+        );
+        let c = env.sim.counters(domain);
+        assert_eq!(c.operation("webhookSubscriptionDelete"), 3, "{version}: {c:?}");
+        assert_eq!(c.mutations, 3, "{version}: {c:?}");
+        let deleted = env.events("shop", "SubscriptionsDeleted").await;
+        assert_eq!(deleted.len(), 1, "{version}: one apply: {deleted:?}");
+        let note = deleted[0].note.clone().unwrap_or_default();
+        assert!(
+            note.starts_with("3 deleted") && ours.iter().all(|id| note.contains(id.as_str())),
+            "{version}: {note}"
+        );
     }
 }
 

@@ -22,7 +22,9 @@ pub use app::{
     InstallSpec, ShopDefaults, ShopTemplate, ShopifyApp, ShopifyAppSpec, ShopifyAppStatus, TemplateMetadata,
     WebhooksDefaults,
 };
-pub use status::{AppUninstalled, ShopifyShopStatus, SyncStatus, TopicState, WebhookStatus};
+pub use status::{
+    AppUninstalled, OrphanedSubscription, ShopifyShopStatus, SyncStatus, TopicState, WebhookStatus,
+};
 pub use subscription::{MetafieldRef, SubscriptionSpec};
 
 /// API group of every resource this operator defines.
@@ -233,9 +235,13 @@ pub struct WebhooksSpec {
     )]
     pub subscriptions: Vec<SubscriptionSpec>,
 
-    /// `true` deletes this app's subscriptions on the shop that the spec
-    /// does not name (another topic, or a destination no entry has), and
-    /// duplicates. `false` (default) leaves them and counts them in status.
+    /// `true` deletes duplicates, this app's subscriptions at a destination
+    /// the spec names (the endpoint host, a `path`, a `uri`) that it does
+    /// not want, and orphans: subscriptions the operator created or adopted
+    /// that the spec no longer names (`status.orphanedSubscriptions`).
+    /// `false` (default) leaves them, counts them in status and lists the
+    /// orphans. A subscription elsewhere that the operator never owned is
+    /// never deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune: Option<bool>,
 }

@@ -38,6 +38,16 @@ pub struct ShopifyShopStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmanaged_subscriptions: Option<i32>,
 
+    /// Subscriptions the operator created or adopted that the spec no
+    /// longer names, left on Shopify because `spec.webhooks.prune` is not
+    /// set (or their deletion failed): with `prune: true` a pass deletes
+    /// them. With the ids in `webhooks` this is the operator's inventory —
+    /// what it created or adopted, and the only subscriptions it ever
+    /// deletes besides duplicates and those at the spec's destinations. At
+    /// most one entry per subscription this app has on the shop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orphaned_subscriptions: Vec<OrphanedSubscription>,
+
     /// The Admin API version Shopify actually served, when it differs from
     /// `spec.adminApiVersion` (a removed version falls forward).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +88,19 @@ pub struct ShopifyShopStatus {
     /// the operator's OAuth endpoint, or a new token put there by hand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_uninstalled: Option<AppUninstalled>,
+}
+
+/// A subscription of the operator's inventory that the spec no longer
+/// names (`status.orphanedSubscriptions[]`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanedSubscription {
+    /// Shopify's id, `gid://shopify/WebhookSubscription/N`.
+    pub id: String,
+    /// REST topic, e.g. `orders/paid`.
+    pub topic: String,
+    /// Where it delivers (`https://…`, `pubsub://…`, an EventBridge ARN).
+    pub address: String,
 }
 
 /// An `app/uninstalled` delivery the operator received and verified.

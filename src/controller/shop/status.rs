@@ -87,6 +87,7 @@ fn next(
     status.unmanaged_subscriptions = out.unmanaged;
     status.served_api_version = out.served_version.clone();
     status.api_deprecation_reason = out.api_deprecation.clone();
+    status.orphaned_subscriptions = out.orphaned.clone();
     status.sync = syncs.entries.clone();
     status.last_sync_time = syncs.last_sync_time.clone();
     status.sync_now_handled = syncs.trigger_handled.clone();
@@ -213,6 +214,7 @@ fn recorded_outcome(status: &ShopifyShopStatus, generation: Option<i64>) -> Opti
         unmanaged: status.unmanaged_subscriptions,
         served_version: status.served_api_version.clone(),
         api_deprecation: status.api_deprecation_reason.clone(),
+        orphaned: status.orphaned_subscriptions.clone(),
         retry_in: None,
         notes: Vec::new(),
         failed: false,

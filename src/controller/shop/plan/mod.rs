@@ -16,10 +16,12 @@
 //!   id is kept; with no member, one is created. Lists compare as sets.
 //! - Further family members are duplicates: reported, deleted when
 //!   `prune: true`.
-//! - Any other subscription is someone else's unless it sits at a
-//!   destination the spec names (HTTPS at the endpoint host or at one of
-//!   the spec's paths, or a `uri` the spec lists): those `prune: true`
-//!   deletes; the rest are only counted.
+//! - Any other subscription is someone else's unless the inventory holds
+//!   it (the operator created or adopted it, and the spec has since
+//!   dropped it: an *orphan*) or it sits at a destination the spec names
+//!   (HTTPS at the endpoint host or at one of the spec's paths, or a `uri`
+//!   the spec lists): those `prune: true` deletes, and orphans are reported
+//!   without it; the rest are only counted.
 
 mod compare;
 
@@ -41,11 +43,14 @@ pub struct Desired {
     pub host: String,
     /// Every wanted subscription, in spec order.
     pub wanted: Vec<Wanted>,
-    /// Delete duplicates and subscriptions at the spec's destinations that
-    /// it does not want.
+    /// Delete duplicates, subscriptions at the spec's destinations that it
+    /// does not want, and orphans.
     pub prune: bool,
     /// Topics the token lacks a scope for: planned as nothing, reported.
     pub unauthorized_topics: BTreeSet<String>,
+    /// The inventory: ids of the subscriptions the operator created or
+    /// adopted (from status). One the spec no longer wants is an orphan.
+    pub owned: BTreeSet<String>,
 }
 
 /// One subscription the spec wants: a topic at a destination, with options.
@@ -167,6 +172,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Subscriptions that are not ours (other topics, foreign paths).
     pub unmanaged: Vec<Subscription>,
+    /// Of those, the ones the inventory holds: deleted with `prune`,
+    /// reported otherwise.
+    pub orphaned: Vec<Subscription>,
 }
 
 impl Plan {
@@ -277,11 +285,15 @@ pub fn plan(desired: &Desired, actual: &[Subscription]) -> Plan {
         if claimed.contains(s.id.as_str()) {
             continue;
         }
-        if desired.prune && compare::at_named_destination(s, desired) {
+        let owned = desired.owned.contains(&s.id);
+        if desired.prune && (owned || compare::at_named_destination(s, desired)) {
             deletes.push(Change::Delete {
                 id: s.id.clone(),
                 topic: s.topic.clone(),
             });
+        }
+        if owned {
+            out.orphaned.push(s.clone());
         }
         out.unmanaged.push(s.clone());
     }
@@ -291,10 +303,15 @@ pub fn plan(desired: &Desired, actual: &[Subscription]) -> Plan {
 }
 
 /// The subscriptions `deletionPolicy: Delete` removes: the families of the
-/// wanted subscriptions (HTTPS at any host). Others' are never touched.
-pub fn owned_subscriptions<'a>(wanted: &[Wanted], actual: &'a [Subscription]) -> Vec<&'a Subscription> {
+/// wanted subscriptions (HTTPS at any host) and what the inventory holds
+/// (`owned`: orphans too). Others' are never touched.
+pub fn owned_subscriptions<'a>(
+    wanted: &[Wanted],
+    owned: &BTreeSet<String>,
+    actual: &'a [Subscription],
+) -> Vec<&'a Subscription> {
     actual
         .iter()
-        .filter(|s| wanted.iter().any(|w| compare::in_family(s, w)))
+        .filter(|s| owned.contains(&s.id) || wanted.iter().any(|w| compare::in_family(s, w)))
         .collect()
 }

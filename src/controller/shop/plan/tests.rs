@@ -40,6 +40,7 @@ fn from_spec(spec: &WebhooksSpec, host: &str, extra: &[Extra]) -> Desired {
         wanted: wanted(spec, host, extra),
         prune: spec.prune.unwrap_or(false),
         unauthorized_topics: BTreeSet::new(),
+        owned: BTreeSet::new(),
     }
 }
 
@@ -386,7 +387,7 @@ fn pub_sub_and_event_bridge_are_ours_only_at_the_exact_uri() {
     let p = plan(&d, &actual);
     assert!(deleted(&p).is_empty(), "{:?}", p.changes);
     assert!(
-        owned_subscriptions(&d.wanted, &actual)
+        owned_subscriptions(&d.wanted, &BTreeSet::new(), &actual)
             .iter()
             .all(|s| !s.address.starts_with("pubsub://"))
     );
@@ -458,7 +459,7 @@ fn the_operators_own_uninstall_subscription_sits_beside_the_omss() {
     let p = plan(&d, &actual);
     assert!(p.changes.is_empty(), "{:?}", p.changes);
     assert_eq!(p.in_sync(), 5);
-    assert_eq!(owned_subscriptions(&d.wanted, &actual).len(), 5);
+    assert_eq!(owned_subscriptions(&d.wanted, &BTreeSet::new(), &actual).len(), 5);
 }
 
 #[test]
@@ -470,5 +471,40 @@ fn owned_subscriptions_match_the_families_only() {
         "https://analytics.example.com/hooks/shopify",
     ));
     let d = desired("oms.popsockets.com", &TOPICS[..2], false);
-    assert_eq!(owned_subscriptions(&d.wanted, &actual).len(), 2);
+    assert_eq!(owned_subscriptions(&d.wanted, &BTreeSet::new(), &actual).len(), 2);
+}
+
+#[test]
+fn a_dropped_entry_the_inventory_holds_is_pruned_or_reported_and_nothing_else_is() {
+    // Applied from FULL: Pub/Sub (ids 12, 13), an HTTPS path (14) and a
+    // filtered HTTPS topic (11); then the spec drops the Pub/Sub entry and
+    // the catalog path. A foreign Pub/Sub subscription (90) sits beside.
+    let mut actual = applied("oms.popsockets.com");
+    actual.push(sub(90, "orders/create", "pubsub://analytics:orders"));
+    let owned: BTreeSet<String> = actual[..5].iter().map(|s| s.id.clone()).collect();
+    let mut spec = webhooks(FULL);
+    spec.subscriptions.retain(|e| e.uri.is_none() && e.path.is_none());
+    let mut d = from_spec(&spec, "oms.popsockets.com", &[]);
+    d.owned = owned.clone();
+    let ids = |subs: &[Subscription]| subs.iter().map(|s| numeric_id(&s.id)).collect::<Vec<_>>();
+    // Without prune: reported, nothing sent.
+    let p = plan(&d, &actual);
+    assert!(p.changes.is_empty(), "{:?}", p.changes);
+    assert_eq!(ids(&p.orphaned), [12, 13, 14]);
+    assert_eq!(ids(&p.unmanaged), [12, 13, 14, 90]);
+    // With prune: the orphans are deleted in the one document, the foreign
+    // one is not (its uri is no longer named either way).
+    d.prune = true;
+    let deleted_ids = |p: &Plan| deleted(p).iter().map(|id| numeric_id(id)).collect::<Vec<_>>();
+    assert_eq!(deleted_ids(&plan(&d, &actual)), [12, 13, 14]);
+    // Without an inventory only what sits at a destination the spec still
+    // names (HTTPS at the endpoint host) is prune's.
+    d.owned.clear();
+    assert_eq!(deleted_ids(&plan(&d, &actual)), [14]);
+    // Deletion with deletionPolicy: Delete takes the orphans too.
+    let all = owned_subscriptions(&d.wanted, &owned, &actual);
+    assert_eq!(
+        ids(&all.into_iter().cloned().collect::<Vec<_>>()),
+        [10, 11, 12, 13, 14]
+    );
 }

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::inventory;
 use super::record::{self, Recorded};
 use super::verdict::classify;
 use super::{Outcome, Pass};
@@ -32,6 +33,8 @@ pub(super) async fn apply(
     let Pass { ctx, shop, .. } = *pass;
     let host = &endpoint.host;
     let mut states = record::before_apply(plan);
+    // Until an apply deletes them, the orphans stay (and stay ours).
+    out.orphaned = inventory::orphans(&plan.orphaned);
     if !observe && moves_host(plan, listed, host) && held_back(ctx, shop, endpoint, out).await {
         out.topics = Some(record::topic_statuses(plan, states));
         return None;

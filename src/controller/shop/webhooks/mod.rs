@@ -4,7 +4,9 @@
 //! 2. `list` — the shop's subscriptions as Shopify has them;
 //! 3. the host (already resolved by `fetch`; without one nothing moves);
 //! 4. the plan — pure, in `shop::plan`;
-//! 5. `apply` — one GraphQL document, behind the certificate gate;
+//! 5. `apply` — one GraphQL document, behind the certificate gate; the
+//!    `inventory` (what the operator created or adopted) tells which
+//!    subscriptions the spec dropped are its to prune;
 //! 6. `verdict` — `WebhooksSynced` (pure), with `record` for per-topic
 //!    status and the apply's Events (pure).
 //!
@@ -15,6 +17,7 @@
 //! nothing but Events.
 
 mod apply;
+mod inventory;
 mod list;
 mod record;
 mod reuse;
@@ -33,7 +36,7 @@ use super::token::TokenStep;
 use super::{status, uninstalled, versions};
 use crate::controller::conditions::{Cond, ConditionType, Reason, Status};
 use crate::controller::{Context, Note, Settings};
-use crate::crd::{ManagementPolicy, ShopifyShop, WebhookStatus, WebhooksSpec};
+use crate::crd::{ManagementPolicy, OrphanedSubscription, ShopifyShop, WebhookStatus, WebhooksSpec};
 use shopify_admin::scope as scopes;
 use shopify_admin::{AccessToken, Listing, TokenInfo};
 
@@ -54,6 +57,8 @@ pub struct Outcome {
     pub served_version: Option<String>,
     /// `status.apiDeprecationReason`.
     pub api_deprecation: Option<String>,
+    /// `status.orphanedSubscriptions`.
+    pub orphaned: Vec<OrphanedSubscription>,
     /// When to look again sooner than the resync interval (throttling,
     /// transient errors, an outcome to re-check).
     pub retry_in: Option<Duration>,
@@ -79,6 +84,9 @@ impl Outcome {
             unmanaged: status.and_then(|s| s.unmanaged_subscriptions),
             served_version: status.and_then(|s| s.served_api_version.clone()),
             api_deprecation: status.and_then(|s| s.api_deprecation_reason.clone()),
+            orphaned: status
+                .map(|s| s.orphaned_subscriptions.clone())
+                .unwrap_or_default(),
             retry_in: None,
             notes: Vec::new(),
             failed: false,
@@ -202,6 +210,12 @@ async fn reconcile(pass: &Pass<'_>, host: Option<Result<Endpoint, HostError>>) -
     let Some(failures) = applied else {
         return out;
     };
+    let prune = spec.prune.unwrap_or(false);
+    out.notes.extend(inventory::notes(
+        shop.status.as_ref(),
+        &out.orphaned,
+        prune && !observe,
+    ));
     // 6. WebhooksSynced.
     if out.webhooks.reason == Reason::InSync {
         out.webhooks = verdict::synced(&plan, observe, &missing, &failures, plan.topics.len());
@@ -227,6 +241,7 @@ fn plan_for(
         wanted,
         prune: spec.prune.unwrap_or(false),
         unauthorized_topics: scopes::unauthorized_topics(&missing),
+        owned: inventory::owned(shop.status.as_ref()),
     };
     (plan::plan(&desired, &listing.subscriptions), missing)
 }
@@ -265,4 +280,11 @@ pub(in crate::controller::shop) fn extra_subscriptions(
         }],
         _ => Vec::new(),
     }
+}
+
+/// The ids of the subscriptions the operator created or adopted for the
+/// shop (its status's inventory): `deletionPolicy: Delete` removes them
+/// with the spec's families.
+pub(in crate::controller::shop) fn inventory(shop: &ShopifyShop) -> std::collections::BTreeSet<String> {
+    inventory::owned(shop.status.as_ref())
 }

@@ -53,6 +53,8 @@ struct Done {
     created: Vec<String>,
     updated: Vec<String>,
     deleted: Vec<String>,
+    /// Ids of the deleted, to drop from the inventory.
+    deleted_ids: Vec<String>,
 }
 
 /// Maps each change's result back to its wanted subscription: new ids and
@@ -86,6 +88,7 @@ pub(super) fn results(
             ),
         ));
     }
+    out.orphaned.retain(|o| !done.deleted_ids.contains(&o.id));
     out.notes.extend(apply_notes(&done, failures));
 }
 
@@ -126,7 +129,8 @@ fn record_one(
             done.updated.push(topic.clone());
         }
         (Change::Delete { topic, id }, ChangeResult::Deleted { .. }) => {
-            done.deleted.push(format!("{topic} ({id})"))
+            done.deleted.push(format!("{topic} ({id})"));
+            done.deleted_ids.push(id.clone());
         }
         (_, ChangeResult::Failed { user_errors }) => {
             let words = shopify_words(user_errors);
