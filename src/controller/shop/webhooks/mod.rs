@@ -207,15 +207,17 @@ async fn reconcile(pass: &Pass<'_>, host: Option<Result<Endpoint, HostError>>) -
     // 5. Apply, or only report under Observe.
     let observe = shop.spec.management_policy_or_default() == ManagementPolicy::Observe;
     let applied = apply::apply(pass, &endpoint, &plan, &listing.subscriptions, observe, &mut out).await;
-    let Some(failures) = applied else {
-        return out;
-    };
+    // Orphans are announced even when the certificate gate holds the pass:
+    // the status records them now, and a later pass would take them as known.
     let prune = spec.prune.unwrap_or(false);
     out.notes.extend(inventory::notes(
         shop.status.as_ref(),
         &out.orphaned,
         prune && !observe,
     ));
+    let Some(failures) = applied else {
+        return out;
+    };
     // 6. WebhooksSynced.
     if out.webhooks.reason == Reason::InSync {
         out.webhooks = verdict::synced(&plan, observe, &missing, &failures, plan.topics.len());
