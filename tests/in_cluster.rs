@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::ResourceExt;
 use kube::api::PostParams;
 use kube::api::{Api, ListParams};
@@ -665,6 +665,7 @@ async fn the_chart_on_a_node_runs_the_demo_through_a_host_change_a_failover_an_u
         .expect("text");
     assert_no_secrets(&text, "/metrics");
 
+    check_metrics_service(&node, &ns, chart).await;
     step(t0, "logs and metrics checked");
     // --- uninstall: the operator goes; what it managed stays ---
     node.helm(&["uninstall", RELEASE, "-n", &ns, "--wait", "--timeout", "5m"]);
@@ -689,4 +690,79 @@ async fn the_chart_on_a_node_runs_the_demo_through_a_host_change_a_failover_an_u
         "the token Secrets stay: {secrets}"
     );
     step(t0, "uninstall checked");
+}
+
+/// `/metrics` through the chart's metrics Service (kube-proxy's rules, not a
+/// Pod IP) has the shop series, and the ServiceMonitor the chart renders
+/// with `serviceMonitor.enabled` selects exactly that Service — asked of the
+/// apiserver with its selector — on a port the Service names.
+async fn check_metrics_service(node: &Node, ns: &str, chart: &str) {
+    let rendered = node.helm(&[
+        "template",
+        RELEASE,
+        chart,
+        "-n",
+        ns,
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--show-only",
+        "templates/servicemonitor.yaml",
+    ]);
+    let monitor: Value = serde_norway::from_str(&rendered).expect("the ServiceMonitor as YAML");
+    let selector: Vec<String> = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().expect("a label value")))
+        .collect();
+    let services: Api<Service> = Api::namespaced(node.cluster.admin_client().await.expect("client"), ns);
+    let selected = services
+        .list(&ListParams::default().labels(&selector.join(",")))
+        .await
+        .expect("services")
+        .items;
+    assert_eq!(
+        selected.len(),
+        1,
+        "the ServiceMonitor selects one Service: {selector:?}"
+    );
+    let spec = selected[0].spec.clone().expect("the Service's spec");
+    let port_name = monitor["spec"]["endpoints"][0]["port"]
+        .as_str()
+        .expect("an endpoint port");
+    let port = spec
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(port_name))
+        .unwrap_or_else(|| panic!("the Service has no port named {port_name}"));
+    let ip: Ipv4Addr = spec
+        .cluster_ip
+        .and_then(|ip| ip.parse().ok())
+        .expect("the Service's cluster IP");
+    let through = node
+        .cluster
+        .forward(SocketAddr::from((ip, port.port as u16)))
+        .expect("a forward to the Service");
+    // The Service spreads connections over both Pods; only the leader has
+    // reconciled the shops, so ask until a connection reaches it.
+    let text = wait_for("the shop series through the Service", ROLLOUT, || async {
+        let text = reqwest::get(format!("http://{through}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("shopify_shop_condition{").then_some(text)
+    })
+    .await;
+    for name in ["offline", "online", "diff"] {
+        assert!(
+            text.lines().any(|l| l.starts_with("shopify_shop_condition{")
+                && l.contains("namespace=\"oms\"")
+                && l.contains(&format!("name=\"{name}\""))),
+            "the demo shop {name}'s series through the Service: {text:.2000}"
+        );
+    }
+    assert_no_secrets(&text, "/metrics through the Service");
 }
