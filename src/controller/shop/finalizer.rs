@@ -80,7 +80,7 @@ pub(super) async fn cleanup(ctx: &Context, shop: &ShopifyShop) -> Result<Action,
         let extra = super::webhooks::extra_subscriptions(&ctx.settings, shop);
         // Families are host-independent for HTTPS: any host will do.
         let wanted = plan::wanted(spec, "example.invalid", &extra);
-        let inventory = super::webhooks::inventory(shop);
+        let inventory = super::webhooks::inventory::owned(shop.status.as_ref());
         let owned = plan::owned_subscriptions(&wanted, &inventory, &listing.subscriptions);
         if owned.is_empty() {
             return Ok(0);

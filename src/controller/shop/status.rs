@@ -237,35 +237,30 @@ pub(super) async fn write(
     if let Some(c) = current.as_mut() {
         c.app_uninstalled = None;
     }
-    let uid = shop.uid().unwrap_or_default();
-    let stored = recorded_outcome(&status, shop.metadata.generation).map(|o| outcome_fingerprint(&o));
-    if current.as_ref() == Some(&status) {
-        if let Some(stored) = stored {
-            ctx.record_stored(&uid, stored);
+    if current.as_ref() != Some(&status) {
+        if !ctx.still_ours(shop).await {
+            // Moved to another shard mid-pass: its owner writes the status.
+            return Ok(());
         }
-        return Ok(());
+        let ns = shop.namespace().ok_or(Error::NoNamespace)?;
+        let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = serde_json::json!({
+            "apiVersion": ShopifyShop::api_version(&()),
+            "kind": ShopifyShop::kind(&()),
+            "status": status,
+        });
+        api.patch_status(
+            &shop.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::StatusWrite)?;
+        ctx.metrics.status_writes.inc();
     }
-    if !ctx.still_ours(shop).await {
-        // Moved to another shard mid-pass: its owner writes the status.
-        return Ok(());
-    }
-    let ns = shop.namespace().ok_or(Error::NoNamespace)?;
-    let api: Api<ShopifyShop> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = serde_json::json!({
-        "apiVersion": ShopifyShop::api_version(&()),
-        "kind": ShopifyShop::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &shop.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::StatusWrite)?;
-    ctx.metrics.status_writes.inc();
-    if let Some(stored) = stored {
-        ctx.record_stored(&uid, stored);
+    // Stored now (written, or already equal): a later pass may reuse it.
+    if let Some(outcome) = recorded_outcome(&status, shop.metadata.generation) {
+        ctx.record_stored(&shop.uid().unwrap_or_default(), outcome_fingerprint(&outcome));
     }
     Ok(())
 }

@@ -17,9 +17,10 @@ use crate::controller::Note;
 use crate::crd::{OrphanedSubscription, ShopifyShopStatus, TopicState};
 use shopify_admin::Subscription;
 
-/// The ids the inventory holds. A topic the token lacks a scope for was
+/// The ids the inventory holds (`deletionPolicy: Delete` removes them
+/// with the spec's families). A topic the token lacks a scope for was
 /// never acted on: its id (a family member found, not kept) is not ours.
-pub(super) fn owned(status: Option<&ShopifyShopStatus>) -> BTreeSet<String> {
+pub(in crate::controller::shop) fn owned(status: Option<&ShopifyShopStatus>) -> BTreeSet<String> {
     let Some(status) = status else {
         return BTreeSet::new();
     };

@@ -17,7 +17,7 @@
 //! nothing but Events.
 
 mod apply;
-mod inventory;
+pub(in crate::controller::shop) mod inventory;
 mod list;
 mod record;
 mod reuse;
@@ -282,11 +282,4 @@ pub(in crate::controller::shop) fn extra_subscriptions(
         }],
         _ => Vec::new(),
     }
-}
-
-/// The ids of the subscriptions the operator created or adopted for the
-/// shop (its status's inventory): `deletionPolicy: Delete` removes them
-/// with the spec's families.
-pub(in crate::controller::shop) fn inventory(shop: &ShopifyShop) -> std::collections::BTreeSet<String> {
-    inventory::owned(shop.status.as_ref())
 }
