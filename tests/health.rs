@@ -474,12 +474,9 @@ fn served_on_2026_12_02() -> Vec<String> {
 
 /// Metrics text of the operator at `addr`.
 async fn metrics(addr: &str) -> String {
-    reqwest::get(format!("http://{addr}/metrics"))
+    support::metrics_text(addr)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .expect("the operator's /metrics")
 }
 
 /// Starts an operator (1 s resync) on a shop `orders/create` at a fixed

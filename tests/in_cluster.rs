@@ -657,12 +657,9 @@ async fn the_chart_on_a_node_runs_the_demo_through_a_host_change_a_failover_an_u
         "the logs are the operator's: {logs:.2000}"
     );
     assert_no_secrets(&logs, "an operator Pod's log");
-    let text = reqwest::get(format!("http://{metrics}/metrics"))
+    let text = support::metrics_text(&metrics.to_string())
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+        .expect("the leader's /metrics");
     assert_no_secrets(&text, "/metrics");
 
     check_metrics_service(&node, &ns, chart).await;
@@ -747,12 +744,7 @@ async fn check_metrics_service(node: &Node, ns: &str, chart: &str) {
     // The Service spreads connections over both Pods; only the leader has
     // reconciled the shops, so ask until a connection reaches it.
     let text = wait_for("the shop series through the Service", ROLLOUT, || async {
-        let text = reqwest::get(format!("http://{through}/metrics"))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+        let text = support::metrics_text(&through.to_string()).await?;
         text.contains("shopify_shop_condition{").then_some(text)
     })
     .await;

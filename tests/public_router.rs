@@ -1316,12 +1316,9 @@ async fn the_listener_refuses_the_issues_probes_before_asking_the_apiserver() {
         rss_after < rss_before + 32 * 1024,
         "RSS grew from {rss_before} KiB to {rss_after} KiB"
     );
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+    let metrics = support::metrics_text(&addr)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .expect("the operator's /metrics");
     assert!(!metrics.contains(TOKEN) && !metrics.contains("probe-client-secret"));
 
     // Nothing the probes caused went outside the test's namespace or to a

@@ -103,15 +103,21 @@ pub async fn http_addr(p: &Supervised) -> String {
     .await
 }
 
-/// Reconciles an operator (at HTTP address `addr`) has finished, from its
-/// `/metrics`.
-pub async fn reconciles(addr: &str) -> Option<u64> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+/// The `/metrics` text an operator (at HTTP address `addr`) serves, if it
+/// answers.
+pub async fn metrics_text(addr: &str) -> Option<String> {
+    reqwest::get(format!("http://{addr}/metrics"))
         .await
         .ok()?
         .text()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// Reconciles an operator (at HTTP address `addr`) has finished, from its
+/// `/metrics`.
+pub async fn reconciles(addr: &str) -> Option<u64> {
+    let text = metrics_text(addr).await?;
     Some(
         text.lines()
             .filter(|l| l.starts_with("shopify_operator_reconciles_total{"))
