@@ -37,6 +37,7 @@ mod schema;
 mod server;
 mod state;
 mod subs;
+pub mod timeline;
 pub mod topics;
 mod versions;
 
@@ -48,6 +49,7 @@ pub use fixture::{
     TokenFixture,
 };
 pub use subs::SimSubscription;
+pub use timeline::{Change, TimelineEntry};
 pub use versions::{ApiVersion, DEFAULT_METAFIELDS_SINCE, DEFAULT_URI_SINCE, DEFAULT_VERSIONS, calendar};
 
 use axum::Router;
