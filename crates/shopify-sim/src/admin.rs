@@ -1,6 +1,8 @@
 //! The `/_sim` admin API (JSON): what tests and rehearsals use to load
-//! shops, inspect subscriptions and counters, and inject faults from outside
-//! the process. Every route mirrors a method of [`super::Sim`].
+//! shops, inspect subscriptions, timelines and counters, and inject faults
+//! from outside the process. Every route mirrors a method of [`super::Sim`].
+//! Adding a subscription takes the fixture form, `clientId` included, so
+//! another app's subscription can be planted too.
 
 use super::faults::Fault;
 use super::fixture::{Fixture, SubscriptionFixture};
@@ -39,6 +41,7 @@ pub(crate) fn routes() -> Router<Arc<App>> {
         .route("/shops/{shop}/subscriptions", get(list_subs).post(add_sub))
         .route("/shops/{shop}/subscriptions/{id}", delete(delete_sub))
         .route("/shops/{shop}/counters", get(shop_counters))
+        .route("/shops/{shop}/timeline", get(timeline))
         .route("/shops/{shop}/bucket", get(bucket))
         .route("/shops/{shop}/revoke", post(revoke))
         .route("/shops/{shop}/expire", post(expire))
@@ -80,7 +83,7 @@ async fn list_subs(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Res
     if !app.state.shop_exists(&shop) {
         return unknown_shop();
     }
-    ok(json!(app.state.subscriptions(&shop)))
+    ok(json!(app.state.subscriptions(&shop, None)))
 }
 
 async fn add_sub(State(app): State<Arc<App>>, Path(shop): Path<String>, body: Bytes) -> Response {
@@ -107,6 +110,15 @@ async fn delete_sub(State(app): State<Arc<App>>, Path((shop, id)): Path<(String,
     }
 }
 
+/// `GET /_sim/shops/{shop}/timeline`: the entries, `at` in RFC 3339 with
+/// microseconds.
+async fn timeline(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Response {
+    if !app.state.shop_exists(&shop) {
+        return unknown_shop();
+    }
+    ok(json!(app.state.timeline(&shop)))
+}
+
 async fn shop_counters(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Response {
     ok(json!(app.state.counters(&shop)))
 }
@@ -124,7 +136,7 @@ async fn bucket(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Respon
     if !app.state.shop_exists(&shop) {
         return unknown_shop();
     }
-    ok(json!(app.state.bucket_status(&shop)))
+    ok(json!(app.state.bucket_status(&shop, None)))
 }
 
 async fn revoke(State(app): State<Arc<App>>, Path(shop): Path<String>) -> Response {

@@ -1,11 +1,12 @@
 //! Runs one GraphQL request the way Shopify does: parse, validate, then pay
-//! from the shop's bucket (or answer `THROTTLED` without executing), execute,
+//! from the calling app's bucket at the shop (or answer `THROTTLED` without executing), execute,
 //! refund the unused cost, and shape the JSON body — `extensions.cost` on
 //! every response, graphql-ruby style messages for the common validation
 //! errors, no `data` when nothing was executed.
 
 use super::bucket::ThrottleStatus;
 use super::cost::{CostPlan, select_operation};
+use super::oauth::Caller;
 use super::schema::Schemas;
 use super::state::SimState;
 use super::versions::ApiVersion;
@@ -23,6 +24,11 @@ pub(crate) struct ReqCtx {
     pub shop: String,
     /// Scopes of the token that authenticated the request.
     pub scopes: Vec<String>,
+    /// The app of that token (`None`: the default app); what it may see
+    /// and change, and whose bucket pays.
+    pub client_id: Option<String>,
+    /// Sends the webhooks a mutation triggers (`app/uninstalled`).
+    pub deliverer: reqwest::Client,
     pub plan: CostPlan,
     pub outcome: Mutex<Outcome>,
 }
@@ -39,6 +45,11 @@ pub(crate) struct Outcome {
 }
 
 impl ReqCtx {
+    /// The caller's app binding, as the state's functions take it.
+    pub fn app(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+
     fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
         self.outcome.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -75,13 +86,13 @@ impl Extension for CostGate {
         let requested = rc.plan.requested;
         let max = rc.state.max_query_cost();
         if requested > max {
-            rc.outcome().status = Some(rc.state.bucket_status(&rc.shop));
+            rc.outcome().status = Some(rc.state.bucket_status(&rc.shop, rc.app()));
             return Response::from_errors(vec![coded_error(
                 &format!("Query cost is {requested}, which exceeds the single query max cost limit ({max})."),
                 "MAX_COST_EXCEEDED",
             )]);
         }
-        if let Err(status) = rc.state.bucket_take(&rc.shop, requested) {
+        if let Err(status) = rc.state.bucket_take(&rc.shop, rc.app(), requested) {
             {
                 let mut o = rc.outcome();
                 o.throttled = true;
@@ -92,7 +103,7 @@ impl Extension for CostGate {
         }
         let resp = next.run(ctx, operation_name).await;
         let actual = rc.plan.actual(&resp.data);
-        let status = rc.state.bucket_refund(&rc.shop, requested - actual);
+        let status = rc.state.bucket_refund(&rc.shop, rc.app(), requested - actual);
         {
             let mut o = rc.outcome();
             o.executed = true;
@@ -148,9 +159,10 @@ pub(crate) struct Executed {
 pub(crate) async fn execute(
     schemas: &Schemas,
     state: &Arc<SimState>,
+    deliverer: &reqwest::Client,
     shop: &str,
     version: ApiVersion,
-    scopes: Vec<String>,
+    caller: Caller,
     body: GqlBody,
 ) -> Executed {
     let query = body.query.unwrap_or_default();
@@ -171,7 +183,7 @@ pub(crate) async fn execute(
         },
         Err(e) => {
             // A syntax error never reaches the engine, nor the bucket.
-            let status = state.bucket_status(shop);
+            let status = state.bucket_status(shop, caller.client_id.as_deref());
             return Executed {
                 body: shape(vec![e], None, &CostPlan::default(), &Outcome::default(), status),
                 outcome: Outcome::default(),
@@ -190,13 +202,17 @@ pub(crate) async fn execute(
     let rc = Arc::new(ReqCtx {
         state: state.clone(),
         shop: shop.to_string(),
-        scopes,
+        scopes: caller.scopes,
+        client_id: caller.client_id,
+        deliverer: deliverer.clone(),
         plan,
         outcome: Mutex::new(Outcome::default()),
     });
     let resp = schemas.get(version).execute(request.data(rc.clone())).await;
     let outcome = rc.outcome().clone();
-    let status = outcome.status.unwrap_or_else(|| state.bucket_status(shop));
+    let status = outcome
+        .status
+        .unwrap_or_else(|| state.bucket_status(shop, rc.app()));
     let data = outcome.executed.then_some(resp.data);
     Executed {
         body: shape(resp.errors, data, &rc.plan, &outcome, status),

@@ -3,7 +3,9 @@
 //!
 //! One simulator can serve several apps (say a staging and a production
 //! Partners app): `app` is "the" app, the first one, and `apps` adds more.
-//! Apps are keyed by `clientId`, as Shopify's OAuth endpoints key them.
+//! Apps are keyed by `clientId`, as Shopify's OAuth endpoints key them, and
+//! tokens and subscriptions may name the app they belong to (`clientId`;
+//! none means the first app, so single-app fixtures need not say).
 
 use super::topics;
 use serde::{Deserialize, Serialize};
@@ -19,8 +21,9 @@ pub struct Fixture {
     #[serde(default)]
     pub shops: Vec<ShopFixture>,
     /// The app's client credentials; `None` keeps the current ones. It is
-    /// the first app: it replaces the first app already loaded, and webhook
-    /// deliveries are signed with its secret.
+    /// the first app: it replaces the first app already loaded, and it is
+    /// the default app that tokens and subscriptions naming no `clientId`
+    /// belong to.
     #[serde(default)]
     pub app: Option<AppFixture>,
     /// More apps, each added, or replaced if an app with its `clientId` is
@@ -68,6 +71,11 @@ pub struct TokenFixture {
     /// for a non-expiring token.
     #[serde(default)]
     pub expires_in_seconds: Option<u64>,
+    /// The app the token (and its refresh token) belongs to. `None` is the
+    /// default app: whichever app is first when the token is used (no app
+    /// at all is the app `""`), so fixtures that load apps later still work.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 /// A subscription present at load time.
@@ -97,6 +105,10 @@ pub struct SubscriptionFixture {
     /// `name` (default none). Not checked against the name rules.
     #[serde(default)]
     pub name: Option<String>,
+    /// The app that owns it (only that app's tokens see it); `None` is the
+    /// default app, resolved like [`TokenFixture::client_id`].
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
 
 /// The namespace Shopify uses when a metafield identifier omits it: "If
@@ -144,6 +156,7 @@ impl fmt::Debug for TokenFixture {
             .field("scopes", &self.scopes)
             .field("refresh_token", &self.refresh_token.as_ref().map(|_| "***"))
             .field("expires_in_seconds", &self.expires_in_seconds)
+            .field("client_id", &self.client_id)
             .finish()
     }
 }

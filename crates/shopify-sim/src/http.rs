@@ -192,8 +192,8 @@ async fn graphql_inner(
     let token = headers
         .get("x-shopify-access-token")
         .and_then(|v| v.to_str().ok());
-    let scopes = match app.state.authenticate(shop, token) {
-        Ok(scopes) => scopes,
+    let caller = match app.state.authenticate(shop, token) {
+        Ok(caller) => caller,
         Err(AuthError::UnknownShop) => return (json_response(404, &status_body(404)), line),
         Err(AuthError::Unauthorized) => return (json_response(401, &status_body(401)), line),
     };
@@ -212,7 +212,16 @@ async fn graphql_inner(
     let Some(gql) = parsed.filter(|b| b.query.as_deref().is_some_and(|q| !q.trim().is_empty())) else {
         return (json_response(400, &status_body(400)), line);
     };
-    let done = engine::execute(&app.schemas, &app.state, shop, served, scopes, gql).await;
+    let done = engine::execute(
+        &app.schemas,
+        &app.state,
+        &app.deliverer,
+        shop,
+        served,
+        caller,
+        gql,
+    )
+    .await;
     line.operations = done.operations;
     line.requested = Some(done.requested);
     line.actual = done.outcome.actual;

@@ -13,7 +13,14 @@
 //!   several apps (a staging and a production app against one simulator),
 //!   told apart by `client_id`;
 //! - `/_sim/...` — a JSON admin API for tests and rehearsals (fixtures,
-//!   counters, faults, latency, revocation).
+//!   counters, faults, latency, revocation, deliveries, timelines).
+//!
+//! As on Shopify, tokens, webhook subscriptions and cost buckets belong to
+//! the app that created them: an app sees and changes only its own
+//! subscriptions, and uninstalling it (`appUninstall`, or
+//! [`Sim::uninstall_app`]) removes only its own. Each shop keeps a
+//! [`timeline`] of subscriptions starting and ending, so a test can measure
+//! the webhook gap or overlap of handing a shop from one app to another.
 //!
 //! Tests start it in-process with [`start`]; the `shopify-sim` binary wraps
 //! the same library.
@@ -39,6 +46,7 @@ mod state;
 mod subs;
 pub mod timeline;
 pub mod topics;
+mod uninstall;
 mod versions;
 
 pub use bucket::ThrottleStatus;
@@ -163,10 +171,11 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
             deliverer = deliverer.add_root_certificate(cert);
         }
     }
+    let deliverer = deliverer.build().map_err(|e| invalid(e.to_string()))?;
     let app = Arc::new(http::App {
         state: state.clone(),
         schemas,
-        deliverer: deliverer.build().map_err(|e| invalid(e.to_string()))?,
+        deliverer: deliverer.clone(),
     });
     let router = Router::new()
         .route("/{shop}/admin/api/{version}/graphql.json", post(http::graphql))
@@ -180,6 +189,7 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
     Ok(Sim {
         addr,
         state,
+        deliverer,
         shutdown: Arc::new(tx),
         task: Arc::new(Mutex::new(Some(task))),
     })
@@ -191,6 +201,8 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<Sim> {
 pub struct Sim {
     addr: SocketAddr,
     state: Arc<state::SimState>,
+    /// Sends the webhooks [`Sim::uninstall_app`] triggers.
+    deliverer: reqwest::Client,
     shutdown: Arc<watch::Sender<bool>>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -231,9 +243,38 @@ impl Sim {
         self.state.load(fixture);
     }
 
-    /// The shop's subscriptions, ordered by id (empty for unknown shops).
+    /// The shop's subscriptions of every app, ordered by id (empty for
+    /// unknown shops).
     pub fn subscriptions(&self, shop: &str) -> Vec<SimSubscription> {
-        self.state.subscriptions(shop)
+        self.state.subscriptions(shop, None)
+    }
+
+    /// The shop's subscriptions owned by the app `client_id` (subscriptions
+    /// that name no app count as the first app's), ordered by id.
+    pub fn subscriptions_of(&self, shop: &str, client_id: &str) -> Vec<SimSubscription> {
+        self.state.subscriptions(shop, Some(client_id))
+    }
+
+    /// Every subscription of the shop that started or stopped existing, in
+    /// the order it happened (see [`timeline`]).
+    pub fn timeline(&self, shop: &str) -> Vec<TimelineEntry> {
+        self.state.timeline(shop)
+    }
+
+    /// Uninstalls the app `client_id` from the shop, as the merchant does
+    /// from the admin: deletes its subscriptions there, revokes its tokens
+    /// there (401 from then on), and sends `app/uninstalled` to its HTTP(S)
+    /// `APP_UNINSTALLED` subscriptions from a spawned task. Other apps keep
+    /// theirs. `false` if the shop is unknown or the app had neither a
+    /// token nor a subscription there.
+    pub fn uninstall_app(&self, shop: &str, client_id: &str) -> bool {
+        match self.state.uninstall(shop, Some(client_id)) {
+            Some(done) => {
+                uninstall::deliver(self.deliverer.clone(), done);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The shop's counters since the last reset.
@@ -267,7 +308,8 @@ impl Sim {
         self.state.set_latency(d);
     }
 
-    /// Revokes all tokens of the shop (as an uninstall does): they answer 401.
+    /// Revokes all tokens of the shop, of every app: they answer 401.
+    /// [`Sim::uninstall_app`] revokes one app's.
     pub fn revoke_token(&self, shop: &str) {
         self.state.revoke(shop);
     }
@@ -303,9 +345,16 @@ impl Sim {
         self.state.issue_code(shop, Some(client_id), scopes)
     }
 
-    /// The shop's bucket as the next response would report it.
+    /// The default (first) app's bucket at the shop as the next response
+    /// would report it.
     pub fn throttle_status(&self, shop: &str) -> ThrottleStatus {
-        self.state.bucket_status(shop)
+        self.state.bucket_status(shop, None)
+    }
+
+    /// The bucket of the app `client_id` at the shop (buckets are per app
+    /// and store, as Shopify's are).
+    pub fn throttle_status_of(&self, shop: &str, client_id: &str) -> ThrottleStatus {
+        self.state.bucket_status(shop, Some(client_id))
     }
 
     /// Deletes a subscription behind the client's back, as Shopify does after
@@ -314,8 +363,9 @@ impl Sim {
         subs::parse_gid(id).is_some_and(|n| self.state.remove_subscription(shop, n))
     }
 
-    /// Adds a subscription without the API's checks (duplicates and insecure
-    /// addresses allowed), to create drift; returns its gid.
+    /// Adds a subscription for the default app without the API's checks
+    /// (duplicates and insecure addresses allowed), to create drift;
+    /// returns its gid.
     ///
     /// # Panics
     /// On an unknown shop, topic or format: that is a bug in the test.
@@ -338,6 +388,25 @@ impl Sim {
     /// # Panics
     /// On an unknown shop, topic or format.
     pub fn add_subscription_with(&self, shop: &str, sub: SubscriptionFixture) -> String {
+        self.add_fixture_subscription(shop, sub)
+    }
+
+    /// Like [`Sim::add_subscription_with`], owned by the app `client_id`
+    /// (whatever `sub.client_id` says).
+    ///
+    /// # Panics
+    /// On an unknown shop, topic or format.
+    pub fn add_subscription_for(&self, shop: &str, client_id: &str, sub: SubscriptionFixture) -> String {
+        self.add_fixture_subscription(
+            shop,
+            SubscriptionFixture {
+                client_id: Some(client_id.to_owned()),
+                ..sub
+            },
+        )
+    }
+
+    fn add_fixture_subscription(&self, shop: &str, sub: SubscriptionFixture) -> String {
         self.state.add_subscription(shop, &sub).unwrap_or_else(|| {
             panic!(
                 "add_subscription: unknown shop {shop:?}, topic {:?} or format {:?}",

@@ -5,8 +5,13 @@
 //! With several apps loaded, the client is authenticated by its own
 //! `client_id` and secret, and an authorization code is bound to the app it
 //! was issued to: another app presenting it gets the same answer as for an
-//! unknown code. Access and refresh tokens belong to the shop, not to an
-//! app, so any configured app can refresh or migrate them.
+//! unknown code. Access and refresh tokens belong to an app, as Shopify's
+//! do: a token from a code exchange to the app that exchanged the code, a
+//! refreshed or migrated one to the app of the token it replaces, a fixture
+//! token to the app it names (or the default app, see `state.rs`). Another
+//! app's client credentials presenting a refresh token or a token to migrate
+//! get the same answer as for an unknown one, and an uninstall revokes only
+//! that app's tokens.
 //!
 //! The rule that matters for a client: after a refresh, the *previous*
 //! refresh token keeps working until the newly issued access token is first
@@ -23,6 +28,8 @@ pub(crate) const ACCESS_TTL: Duration = Duration::from_secs(3600);
 pub(crate) const REFRESH_TTL: Duration = Duration::from_secs(7_776_000);
 
 pub(crate) struct AccessToken {
+    /// The owning app; `None` is the default app.
+    pub client_id: Option<String>,
     pub scopes: Vec<String>,
     expires_at: Option<Instant>,
     revoked: bool,
@@ -31,8 +38,19 @@ pub(crate) struct AccessToken {
 }
 
 impl AccessToken {
-    pub fn new(scopes: Vec<String>, expires_at: Option<Instant>, retire_on_use: Vec<String>) -> Self {
+    /// Revoked by an uninstall or a migration (expiry aside).
+    pub fn is_revoked(&self) -> bool {
+        self.revoked
+    }
+
+    pub fn new(
+        client_id: Option<String>,
+        scopes: Vec<String>,
+        expires_at: Option<Instant>,
+        retire_on_use: Vec<String>,
+    ) -> Self {
         Self {
+            client_id,
             scopes,
             expires_at,
             revoked: false,
@@ -42,6 +60,8 @@ impl AccessToken {
 }
 
 pub(crate) struct RefreshToken {
+    /// The owning app; `None` is the default app.
+    pub client_id: Option<String>,
     scopes: Vec<String>,
     expires_at: Instant,
     retired: bool,
@@ -50,8 +70,9 @@ pub(crate) struct RefreshToken {
 }
 
 impl RefreshToken {
-    pub fn new(scopes: Vec<String>, now: Instant, parent: Option<String>) -> Self {
+    pub fn new(client_id: Option<String>, scopes: Vec<String>, now: Instant, parent: Option<String>) -> Self {
         Self {
+            client_id,
             scopes,
             expires_at: now + REFRESH_TTL,
             retired: false,
@@ -119,10 +140,18 @@ pub(crate) fn param(params: &serde_json::Map<String, Json>, key: &str) -> Option
     }
 }
 
+/// Who an authenticated request is: the token's scopes and its app.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    pub scopes: Vec<String>,
+    /// The token's app binding; `None` is the default app.
+    pub client_id: Option<String>,
+}
+
 impl SimState {
-    /// Checks a token of `shop`, returning its scopes. The first use of a
-    /// refreshed access token retires the refresh token it replaced.
-    pub fn authenticate(&self, shop: &str, token: Option<&str>) -> Result<Vec<String>, AuthError> {
+    /// Checks a token of `shop`, returning its scopes and app. The first
+    /// use of a refreshed access token retires the refresh token it replaced.
+    pub fn authenticate(&self, shop: &str, token: Option<&str>) -> Result<Caller, AuthError> {
         let mut g = self.lock();
         let s = g.shops.get_mut(&shop_key(shop)).ok_or(AuthError::UnknownShop)?;
         let token = token.ok_or(AuthError::Unauthorized)?;
@@ -131,14 +160,17 @@ impl SimState {
         if t.revoked || t.expires_at.is_some_and(|e| now >= e) {
             return Err(AuthError::Unauthorized);
         }
-        let scopes = t.scopes.clone();
+        let caller = Caller {
+            scopes: t.scopes.clone(),
+            client_id: t.client_id.clone(),
+        };
         let retire = std::mem::take(&mut t.retire_on_use);
         for rt in retire {
             if let Some(r) = s.refresh.get_mut(&rt) {
                 r.retired = true;
             }
         }
-        Ok(scopes)
+        Ok(caller)
     }
 
     /// Revokes every token of the shop, as an uninstall does.
@@ -210,28 +242,28 @@ impl SimState {
         if !g.shops.contains_key(&key) {
             return Err((404, json!({"errors": "Not Found"})));
         }
-        let id = param(params, "client_id");
         let secret = param(params, "client_secret");
-        let app_ok = id
-            .as_deref()
-            .and_then(|id| g.app(id))
-            .is_some_and(|app| secret.as_deref().is_some_and(|s| app.accepts_secret(s)));
-        if !app_ok {
+        let Some(id) = param(params, "client_id").filter(|id| {
+            g.app(id)
+                .is_some_and(|app| secret.as_deref().is_some_and(|s| app.accepts_secret(s)))
+        }) else {
             // [U]: Shopify's exact status/body for bad client credentials.
             return Err(oauth_error(401, "invalid_client", "Client authentication failed"));
-        }
+        };
+        // Whether a token bound to `owner` belongs to the authenticated app.
+        let default_app = g.resolve(None).to_owned();
+        let mine = |owner: &Option<String>| owner.as_deref().unwrap_or(&default_app) == id;
         let now = Instant::now();
         let grant = param(params, "grant_type");
-        let (scopes, expiring, parent) = match grant.as_deref() {
+        let (owner, scopes, expiring, parent) = match grant.as_deref() {
             None | Some("authorization_code") => {
                 let code = param(params, "code").unwrap_or_default();
-                let first = g.first_app().map(|a| a.client_id.as_str());
                 // [U]: whether Shopify burns a code another app presented;
                 // here it stays usable by the app it was issued to.
                 let valid = g
                     .codes
                     .get(&code)
-                    .is_some_and(|c| c.shop == key && c.client_id.as_deref().or(first) == id.as_deref());
+                    .is_some_and(|c| c.shop == key && mine(&c.client_id));
                 if !valid {
                     return Err(oauth_error(
                         400,
@@ -245,12 +277,17 @@ impl SimState {
                     shop.migrations.clear();
                 }
                 let expiring = matches!(param(params, "expiring").as_deref(), Some("1" | "true"));
-                (grant.scopes, expiring, None)
+                (Some(id.clone()), grant.scopes, expiring, None)
             }
             Some("refresh_token") => {
                 let rt = param(params, "refresh_token").unwrap_or_default();
                 let shop = g.shops.get_mut(&key).expect("checked above");
-                let Some(r) = shop.refresh.get(&rt).filter(|r| !r.retired && now < r.expires_at) else {
+                // Another app's refresh token is, to this app, no token at all.
+                let Some(r) = shop
+                    .refresh
+                    .get(&rt)
+                    .filter(|r| !r.retired && now < r.expires_at && mine(&r.client_id))
+                else {
                     // [U]: the wording of Shopify's answer for a stale refresh token.
                     return Err(oauth_error(
                         400,
@@ -258,7 +295,7 @@ impl SimState {
                         "The refresh token is invalid or has expired",
                     ));
                 };
-                let scopes = r.scopes.clone();
+                let (owner, scopes) = (r.client_id.clone(), r.scopes.clone());
                 // Refreshing a migrated pair ends the migration's retry window.
                 shop.migrations.retain(|_, m| m.refresh != rt);
                 // Using a refresh token proves its predecessor's response arrived.
@@ -267,10 +304,11 @@ impl SimState {
                 {
                     p.retired = true;
                 }
-                (scopes, true, Some(rt))
+                (owner, scopes, true, Some(rt))
             }
             Some(TOKEN_EXCHANGE_GRANT) => {
-                return migrate(g.shops.get_mut(&key).expect("checked above"), params, now);
+                let shop = g.shops.get_mut(&key).expect("checked above");
+                return migrate(shop, params, now, &mine);
             }
             Some(other) => {
                 return Err(oauth_error(
@@ -285,16 +323,18 @@ impl SimState {
         let scope = scopes.join(",");
         if !expiring {
             shop.access
-                .insert(access.clone(), AccessToken::new(scopes, None, Vec::new()));
+                .insert(access.clone(), AccessToken::new(owner, scopes, None, Vec::new()));
             return Ok(json!({"access_token": access, "scope": scope}));
         }
         let refresh = token("shprt_");
         let retire = parent.iter().cloned().collect();
-        shop.refresh
-            .insert(refresh.clone(), RefreshToken::new(scopes.clone(), now, parent));
+        shop.refresh.insert(
+            refresh.clone(),
+            RefreshToken::new(owner.clone(), scopes.clone(), now, parent),
+        );
         shop.access.insert(
             access.clone(),
-            AccessToken::new(scopes, Some(now + ACCESS_TTL), retire),
+            AccessToken::new(owner, scopes, Some(now + ACCESS_TTL), retire),
         );
         Ok(json!({
             "access_token": access,
@@ -306,14 +346,33 @@ impl SimState {
     }
 }
 
+/// Revokes the tokens of the app with the resolved `client_id` at the shop,
+/// as its uninstall does; other apps' tokens keep working. `default_app` is
+/// what a token naming no app resolves to.
+pub(crate) fn revoke_app_tokens(shop: &mut super::state::Shop, default_app: &str, client_id: &str) {
+    let mine = |owner: &Option<String>| owner.as_deref().unwrap_or(default_app) == client_id;
+    shop.access
+        .values_mut()
+        .filter(|t| mine(&t.client_id))
+        .for_each(|t| t.revoked = true);
+    shop.refresh
+        .values_mut()
+        .filter(|t| mine(&t.client_id))
+        .for_each(|t| t.retired = true);
+}
+
 /// The token-exchange grant that migrates a non-expiring offline token to an
 /// expiring pair. The original token stops working for the Admin API; a
 /// retry with it within [`MIGRATION_RETRY_WINDOW`] returns the same pair
 /// (with a fresh access-token expiry) until that pair is refreshed.
+///
+/// Only the app that owns the original token can migrate it; to any other
+/// app it is an unknown token, and the new pair keeps the original's app.
 fn migrate(
     shop: &mut super::state::Shop,
     params: &serde_json::Map<String, Json>,
     now: Instant,
+    mine: &dyn Fn(&Option<String>) -> bool,
 ) -> Result<Json, OAuthError> {
     for key in ["subject_token_type", "requested_token_type"] {
         if param(params, key).as_deref() != Some(OFFLINE_TOKEN_TYPE) {
@@ -330,7 +389,10 @@ fn migrate(
     let subject = param(params, "subject_token").unwrap_or_default();
     let pair = |m: &Migration, shop: &super::state::Shop| {
         let rt = shop.refresh.get(&m.refresh)?;
-        let fresh = !rt.retired && now < rt.expires_at && now.duration_since(m.at) < MIGRATION_RETRY_WINDOW;
+        let fresh = !rt.retired
+            && now < rt.expires_at
+            && now.duration_since(m.at) < MIGRATION_RETRY_WINDOW
+            && mine(&rt.client_id);
         fresh.then(|| (m.access.clone(), m.refresh.clone(), rt.scopes.clone()))
     };
     if let Some((access, refresh, scopes)) = shop.migrations.get(&subject).and_then(|m| pair(m, shop)) {
@@ -350,8 +412,10 @@ fn migrate(
             "refresh_token_expires_in": left.unwrap_or_default().as_secs(),
         }));
     }
-    let scopes = match shop.access.get(&subject) {
-        Some(t) if !t.revoked && t.expires_at.is_none() => t.scopes.clone(),
+    let (owner, scopes) = match shop.access.get(&subject) {
+        Some(t) if !t.revoked && t.expires_at.is_none() && mine(&t.client_id) => {
+            (t.client_id.clone(), t.scopes.clone())
+        }
         _ => {
             // [U]: Shopify's exact answer for a token it can't migrate.
             return Err(oauth_error(
@@ -366,11 +430,13 @@ fn migrate(
     }
     let access = token("shpat_");
     let refresh = token("shprt_");
-    shop.refresh
-        .insert(refresh.clone(), RefreshToken::new(scopes.clone(), now, None));
+    shop.refresh.insert(
+        refresh.clone(),
+        RefreshToken::new(owner.clone(), scopes.clone(), now, None),
+    );
     shop.access.insert(
         access.clone(),
-        AccessToken::new(scopes.clone(), Some(now + ACCESS_TTL), Vec::new()),
+        AccessToken::new(owner, scopes.clone(), Some(now + ACCESS_TTL), Vec::new()),
     );
     shop.migrations.insert(
         subject,

@@ -1,12 +1,14 @@
 //! Root fields of the simulated schema: the `webhookSubscriptions` /
-//! `webhookSubscription` / `shop` / `currentAppInstallation` queries and the
+//! `webhookSubscription` / `shop` / `currentAppInstallation` queries, the
 //! webhook subscription mutations (`webhookSubscription{Create,Update,Delete}`
-//! and the dedicated `pubSub…` / `eventBridge…` create and update), with
-//! Shopify's argument rules and `userErrors`.
+//! and the dedicated `pubSub…` / `eventBridge…` create and update) and
+//! `appUninstall` (2025-07 on), with Shopify's argument rules and
+//! `userErrors`. Every one acts as the calling token's app: it sees and
+//! changes that app's subscriptions only.
 
 use super::address::{Accepts, pubsub_address, valid_pubsub_part};
 use super::fixture::{APP_RESERVED_NAMESPACE, MetafieldIdentifier};
-use super::schema::{InstallationView, Payload, ShopView, parse_cursor, req};
+use super::schema::{AppView, InstallationView, Payload, ShopView, UninstallView, parse_cursor, req};
 use super::subs::{GID_PREFIX, ListQuery, SubInput, UserError, parse_gid};
 use super::versions::Features;
 use async_graphql::dynamic::{
@@ -139,7 +141,7 @@ pub(crate) fn query_root(f: Features) -> Object {
             FieldFuture::new(async move {
                 let rc = req(&ctx)?;
                 let q = list_query(&ctx, f)?;
-                Ok(Some(FieldValue::owned_any(rc.state.list(&rc.shop, &q))))
+                Ok(Some(FieldValue::owned_any(rc.state.list(&rc.shop, rc.app(), &q))))
             })
         },
     )
@@ -174,7 +176,10 @@ pub(crate) fn query_root(f: Features) -> Object {
             FieldFuture::new(async move {
                 let rc = req(&ctx)?;
                 let id = sub_id(&id_arg(&ctx)?)?;
-                Ok(rc.state.get_sub(&rc.shop, id).map(FieldValue::owned_any))
+                Ok(rc
+                    .state
+                    .get_sub(&rc.shop, rc.app(), id)
+                    .map(FieldValue::owned_any))
             })
         },
     )
@@ -199,8 +204,10 @@ pub(crate) fn query_root(f: Features) -> Object {
         |ctx| {
             FieldFuture::new(async move {
                 let rc = req(&ctx)?;
+                let client_id = rc.state.lock().resolve(rc.app()).to_owned();
                 Ok(Some(FieldValue::owned_any(InstallationView {
                     scopes: rc.scopes.clone(),
+                    app: AppView { client_id },
                 })))
             })
         },
@@ -373,7 +380,7 @@ fn create_field(
             let topic = super::topics::lookup_enum(topic_name)
                 .ok_or_else(|| Error::new(format!("Unknown topic {topic_name}")))?;
             let input = read(&ctx, f)?;
-            Ok(outcome(rc.state.create(&rc.shop, topic, input)))
+            Ok(outcome(rc.state.create(&rc.shop, rc.app(), topic, input)))
         })
     })
     .argument(InputValue::new(
@@ -408,7 +415,7 @@ fn update_field(
             }
             let id = sub_id(&id_arg(&ctx)?)?;
             let input = read(&ctx, f)?;
-            Ok(outcome(rc.state.update(&rc.shop, id, input)))
+            Ok(outcome(rc.state.update(&rc.shop, rc.app(), id, input)))
         })
     })
     .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
@@ -420,6 +427,40 @@ fn update_field(
         Some(reason) => field.deprecation(Some(reason)),
         None => field,
     }
+}
+
+/// `appUninstall` (no arguments): uninstalls the calling app from the
+/// shop. The webhooks it triggers are sent after the state is changed and
+/// unlocked, from a task of their own, as Shopify sends them after the fact.
+fn app_uninstall() -> Field {
+    Field::new("appUninstall", TypeRef::named("AppUninstallPayload"), |ctx| {
+        FieldFuture::new(async move {
+            let rc = req(&ctx)?;
+            let view = match rc.state.uninstall(&rc.shop, rc.app()) {
+                Some(done) => {
+                    let app = AppView {
+                        client_id: done.client_id.clone(),
+                    };
+                    super::uninstall::deliver(rc.deliverer.clone(), done);
+                    UninstallView {
+                        app: Some(app),
+                        user_errors: Vec::new(),
+                    }
+                }
+                // Reached only by a second `appUninstall` in one document:
+                // the first revoked the token this request came with.
+                None => UninstallView {
+                    app: None,
+                    user_errors: vec![UserError {
+                        field: None,
+                        message: "The app is not installed on this shop".into(),
+                        code: "APP_NOT_INSTALLED",
+                    }],
+                },
+            };
+            Ok(Some(FieldValue::owned_any(view)))
+        })
+    })
 }
 
 /// Deprecation reasons of the dedicated mutations once `uri` exists.
@@ -440,7 +481,7 @@ pub(crate) fn mutation_root(f: Features) -> Object {
                 let rc = req(&ctx)?;
                 let gid = id_arg(&ctx)?;
                 let id = sub_id(&gid)?;
-                Ok(payload(match rc.state.delete(&rc.shop, id) {
+                Ok(payload(match rc.state.delete(&rc.shop, rc.app(), id) {
                     Ok(()) => Payload {
                         deleted_id: Some(gid),
                         ..Default::default()
@@ -454,54 +495,57 @@ pub(crate) fn mutation_root(f: Features) -> Object {
         },
     )
     .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)));
-    Object::new("Mutation")
-        .field(create_field(
-            f,
-            "webhookSubscriptionCreate",
-            "WebhookSubscriptionCreatePayload",
-            "WebhookSubscriptionInput",
-            sub_input,
-            None,
-        ))
-        .field(update_field(
-            f,
-            "webhookSubscriptionUpdate",
-            "WebhookSubscriptionUpdatePayload",
-            "WebhookSubscriptionInput",
-            sub_input,
-            None,
-        ))
-        .field(delete)
-        .field(create_field(
-            f,
-            "pubSubWebhookSubscriptionCreate",
-            "PubSubWebhookSubscriptionCreatePayload",
-            "PubSubWebhookSubscriptionInput",
-            pubsub_input,
-            dep_create,
-        ))
-        .field(update_field(
-            f,
-            "pubSubWebhookSubscriptionUpdate",
-            "PubSubWebhookSubscriptionUpdatePayload",
-            "PubSubWebhookSubscriptionInput",
-            pubsub_input,
-            dep_update,
-        ))
-        .field(create_field(
-            f,
-            "eventBridgeWebhookSubscriptionCreate",
-            "EventBridgeWebhookSubscriptionCreatePayload",
-            "EventBridgeWebhookSubscriptionInput",
-            eventbridge_input,
-            dep_create,
-        ))
-        .field(update_field(
-            f,
-            "eventBridgeWebhookSubscriptionUpdate",
-            "EventBridgeWebhookSubscriptionUpdatePayload",
-            "EventBridgeWebhookSubscriptionInput",
-            eventbridge_input,
-            dep_update,
-        ))
+    let mut root = Object::new("Mutation");
+    if f.app_uninstall {
+        root = root.field(app_uninstall());
+    }
+    root.field(create_field(
+        f,
+        "webhookSubscriptionCreate",
+        "WebhookSubscriptionCreatePayload",
+        "WebhookSubscriptionInput",
+        sub_input,
+        None,
+    ))
+    .field(update_field(
+        f,
+        "webhookSubscriptionUpdate",
+        "WebhookSubscriptionUpdatePayload",
+        "WebhookSubscriptionInput",
+        sub_input,
+        None,
+    ))
+    .field(delete)
+    .field(create_field(
+        f,
+        "pubSubWebhookSubscriptionCreate",
+        "PubSubWebhookSubscriptionCreatePayload",
+        "PubSubWebhookSubscriptionInput",
+        pubsub_input,
+        dep_create,
+    ))
+    .field(update_field(
+        f,
+        "pubSubWebhookSubscriptionUpdate",
+        "PubSubWebhookSubscriptionUpdatePayload",
+        "PubSubWebhookSubscriptionInput",
+        pubsub_input,
+        dep_update,
+    ))
+    .field(create_field(
+        f,
+        "eventBridgeWebhookSubscriptionCreate",
+        "EventBridgeWebhookSubscriptionCreatePayload",
+        "EventBridgeWebhookSubscriptionInput",
+        eventbridge_input,
+        dep_create,
+    ))
+    .field(update_field(
+        f,
+        "eventBridgeWebhookSubscriptionUpdate",
+        "EventBridgeWebhookSubscriptionUpdatePayload",
+        "EventBridgeWebhookSubscriptionInput",
+        eventbridge_input,
+        dep_update,
+    ))
 }

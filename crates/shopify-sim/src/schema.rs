@@ -1,8 +1,9 @@
 //! The simulated Admin API schema, built with async-graphql's dynamic schema
 //! once per feature set at startup (the version-dependent fields make the
-//! schemas differ: `uri` from 2025-10, `publicDisplayName` from 2025-07,
-//! subscription `filter` from 2024-07, `metafields` from 2025-04, `name` from
-//! 2026-04; see docs/src/shopify/webhook-subscriptions.md).
+//! schemas differ: `uri` from 2025-10, `publicDisplayName` and the
+//! `appUninstall` mutation from 2025-07, subscription `filter` from 2024-07,
+//! `metafields` from 2025-04, `name` from 2026-04; see
+//! docs/src/shopify/webhook-subscriptions.md).
 //!
 //! Names and nullability follow Shopify's schema so that a client's documents
 //! validate here exactly when they would validate there. Root-field resolvers
@@ -150,9 +151,21 @@ pub(crate) struct ShopView {
     pub plan: String,
 }
 
-/// `currentAppInstallation`: the scopes of the calling token.
+/// `currentAppInstallation`: the scopes and the app of the calling token.
 pub(crate) struct InstallationView {
     pub scopes: Vec<String>,
+    pub app: AppView,
+}
+
+/// An `App`: what the simulator knows of one, its client id (`apiKey`).
+pub(crate) struct AppView {
+    pub client_id: String,
+}
+
+/// `AppUninstallPayload`.
+pub(crate) struct UninstallView {
+    pub app: Option<AppView>,
+    pub user_errors: Vec<UserError>,
 }
 
 /// A mutation payload.
@@ -177,6 +190,9 @@ fn build(f: Features) -> Result<Schema, async_graphql::dynamic::SchemaError> {
     b = register_subscription_types(b, f);
     b = register_shop_types(b, f);
     b = register_payload_types(b);
+    if f.app_uninstall {
+        b = register_uninstall_types(b);
+    }
     if f.metafields {
         b = b.register(
             InputObject::new("HasMetafieldsMetafieldIdentifierInput")
@@ -474,7 +490,16 @@ fn register_shop_types(b: SchemaBuilder, f: Features) -> SchemaBuilder {
             "accessScopes",
             TypeRef::named_nn_list_nn("AccessScope"),
             |i| Some(FieldValue::list(i.scopes.iter().map(any))),
-        ));
+        ))
+        .field(child::<InstallationView>("app", nn("App"), |i| Some(any(&i.app))));
+    // The id is derived from the client id so it is stable across reloads.
+    let app = Object::new("App")
+        .field(leaf::<AppView>("id", nn(TypeRef::ID), |a| {
+            Value::String(format!("gid://shopify/App/{}", stable_number(&a.client_id)))
+        }))
+        .field(leaf::<AppView>("apiKey", nn(TypeRef::STRING), |a| {
+            str_value(&a.client_id)
+        }));
     let scope = Object::new("AccessScope")
         .field(leaf::<String>("handle", nn(TypeRef::STRING), |h| str_value(h)))
         .field(leaf::<String>("description", nn(TypeRef::STRING), |h| {
@@ -483,7 +508,43 @@ fn register_shop_types(b: SchemaBuilder, f: Features) -> SchemaBuilder {
     b.register(shop)
         .register(plan)
         .register(installation)
+        .register(app)
         .register(scope)
+}
+
+/// `AppUninstallPayload` and its error type (2025-07 on).
+fn register_uninstall_types(b: SchemaBuilder) -> SchemaBuilder {
+    let error = Object::new("AppUninstallAppUninstallError")
+        .field(leaf::<UserError>(
+            "code",
+            TypeRef::named("AppUninstallAppUninstallErrorCode"),
+            |e| enum_value(e.code),
+        ))
+        .field(leaf::<UserError>(
+            "field",
+            TypeRef::named_nn_list(TypeRef::STRING),
+            |e| e.field.as_deref().map_or(Value::Null, str_list),
+        ))
+        .field(leaf::<UserError>("message", nn(TypeRef::STRING), |e| {
+            str_value(&e.message)
+        }));
+    let payload = Object::new("AppUninstallPayload")
+        .field(child::<UninstallView>("app", TypeRef::named("App"), |u| {
+            u.app.as_ref().map(any)
+        }))
+        .field(child::<UninstallView>(
+            "userErrors",
+            TypeRef::named_nn_list_nn("AppUninstallAppUninstallError"),
+            |u| Some(FieldValue::list(u.user_errors.iter().map(any))),
+        ));
+    b.register(Enum::new("AppUninstallAppUninstallErrorCode").items([
+        "APP_NOT_FOUND",
+        "APP_NOT_INSTALLED",
+        "APP_UNINSTALL_ERROR",
+        "USER_PERMISSIONS_INSUFFICIENT",
+    ]))
+    .register(error)
+    .register(payload)
 }
 
 fn register_payload_types(b: SchemaBuilder) -> SchemaBuilder {
@@ -569,7 +630,7 @@ fn register_payload_types(b: SchemaBuilder) -> SchemaBuilder {
 }
 
 /// A stable pseudo-id for a shop's gid, so repeated queries agree.
-fn stable_number(s: &str) -> u64 {
+pub(crate) fn stable_number(s: &str) -> u64 {
     // FNV-1a: deterministic across runs, unlike the std hasher.
     s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
@@ -623,6 +684,13 @@ mod tests {
         }
         let mutation = block(&v2507, "type Mutation {");
         assert!(!mutation.contains("@deprecated"), "{mutation}");
+        assert!(
+            mutation.contains("appUninstall: AppUninstallPayload"),
+            "{mutation}"
+        );
+        let v2504 = sdl("2025-04");
+        assert!(!v2504.contains("appUninstall"));
+        assert!(v2504.contains("apiKey: String!"));
         assert!(v2604.contains("Use `webhookSubscriptionCreate` instead."));
         let create = v2604
             .lines()

@@ -1,7 +1,13 @@
-//! The simulator's shared state: shops, their subscriptions and buckets,
-//! counters, armed faults, the apps and OAuth codes, behind one mutex that
-//! is never held across an `.await` (the subscription rules are in
-//! `subs.rs`, the token rules in `oauth.rs`).
+//! The simulator's shared state: shops, their subscriptions, buckets and
+//! subscription timelines, counters, armed faults, the apps and OAuth
+//! codes, behind one mutex that is never held across an `.await` (the
+//! subscription rules are in `subs.rs`, the token rules in `oauth.rs`).
+//!
+//! Tokens, subscriptions and cost buckets belong to an app, as on Shopify.
+//! Each records its app's client id as an `Option`: `None` is "the default
+//! app", resolved at the time of use to the first loaded app (or `""` when
+//! none is loaded), so fixtures written for one app — or loaded before
+//! their app — keep meaning that app.
 
 use super::bucket::{Bucket, ThrottleStatus};
 use super::counters::Counters;
@@ -9,13 +15,14 @@ use super::faults::{self, Armed, Effect, Fault, FilterRefusal};
 use super::fixture::{AppFixture, Fixture, ShopFixture, SubscriptionFixture, parse_format};
 use super::oauth::{AccessToken, CodeGrant, RefreshToken};
 use super::subs::Sub;
+use super::timeline::{Change, TimelineEntry};
 use super::topics;
 use super::versions::VersionTable;
 use chrono::Utc;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 pub(crate) struct Shop {
     pub name: String,
@@ -23,7 +30,11 @@ pub(crate) struct Shop {
     pub access: HashMap<String, AccessToken>,
     pub refresh: HashMap<String, RefreshToken>,
     pub subs: BTreeMap<u64, Sub>,
-    pub bucket: Bucket,
+    /// Cost buckets by the resolved client id: Shopify's bucket is per app
+    /// and store. Created full on an app's first request.
+    pub buckets: HashMap<String, Bucket>,
+    /// Every subscription that started or stopped existing, in order.
+    pub timeline: Vec<TimelineEntry>,
     /// Scopes OAuth-issued tokens get: the union of the fixture tokens' scopes.
     pub scopes: Vec<String>,
     /// Non-expiring tokens migrated by token exchange, by original token.
@@ -73,10 +84,51 @@ impl Inner {
         self.apps.iter().find(|a| a.client_id == client_id)
     }
 
-    /// "The" app of a single-app fixture: the one deliveries are signed
-    /// with and codes issued without a client are bound to.
+    /// "The" app of a single-app fixture: the default app, which codes,
+    /// tokens and subscriptions that name no app are bound to.
     pub fn first_app(&self) -> Option<&AppFixture> {
         self.apps.first()
+    }
+
+    /// The client id an optional binding means now: itself, or the default
+    /// app's (`""` when no app is loaded).
+    pub fn resolve<'a>(&'a self, client_id: Option<&'a str>) -> &'a str {
+        client_id.unwrap_or_else(|| self.first_app().map_or("", |a| a.client_id.as_str()))
+    }
+
+    /// Whether two bindings name the same app now.
+    pub fn same_app(&self, a: Option<&str>, b: Option<&str>) -> bool {
+        self.resolve(a) == self.resolve(b)
+    }
+
+    /// Records that `sub` of the shop under `key` started or stopped
+    /// existing at `at`, with the app that owns it.
+    pub fn record(&mut self, key: &str, sub: &Sub, change: Change, at: SystemTime) {
+        let entry = timeline_entry(self.resolve(sub.client_id.as_deref()), sub, change, at);
+        if let Some(shop) = self.shops.get_mut(key) {
+            shop.timeline.push(entry);
+        }
+    }
+}
+
+/// A timeline entry for `sub` owned by the (resolved) `client_id`.
+pub(crate) fn timeline_entry(client_id: &str, sub: &Sub, change: Change, at: SystemTime) -> TimelineEntry {
+    TimelineEntry {
+        at,
+        client_id: client_id.to_owned(),
+        id: sub.gid(),
+        topic: topics::enum_to_rest(sub.topic).unwrap_or(sub.topic).to_owned(),
+        address: sub.address.clone(),
+        change,
+    }
+}
+
+impl Shop {
+    /// The bucket of the app with the resolved `client_id`, created full.
+    pub fn bucket(&mut self, client_id: &str, size: f64, rate: f64, now: Instant) -> &mut Bucket {
+        self.buckets
+            .entry(client_id.to_owned())
+            .or_insert_with(|| Bucket::new(size, rate, now))
     }
 }
 
@@ -163,7 +215,31 @@ impl SimState {
         for shop in fixture.shops {
             let key = shop_key(&shop.domain);
             let built = self.build_shop(&mut g, shop);
-            g.shops.insert(key, built);
+            let old = g.shops.insert(key.clone(), built);
+            // A replaced shop's subscriptions end here; its history stays,
+            // so a timeline spans reloads.
+            let at = SystemTime::now();
+            let mut history = Vec::new();
+            if let Some(old) = old {
+                history = old.timeline;
+                for sub in old.subs.values() {
+                    history.push(timeline_entry(
+                        g.resolve(sub.client_id.as_deref()),
+                        sub,
+                        Change::Deleted,
+                        at,
+                    ));
+                }
+            }
+            let created: Vec<TimelineEntry> = g.shops[&key]
+                .subs
+                .values()
+                .map(|sub| timeline_entry(g.resolve(sub.client_id.as_deref()), sub, Change::Created, at))
+                .collect();
+            history.extend(created);
+            if let Some(shop) = g.shops.get_mut(&key) {
+                shop.timeline = history;
+            }
         }
     }
 
@@ -178,7 +254,8 @@ impl SimState {
             access: HashMap::new(),
             refresh: HashMap::new(),
             subs: BTreeMap::new(),
-            bucket: Bucket::new(self.bucket_size, self.restore_rate, now),
+            buckets: HashMap::new(),
+            timeline: Vec::new(),
             scopes: Vec::new(),
             migrations: HashMap::new(),
         };
@@ -190,11 +267,15 @@ impl SimState {
             }
             let expires_at = t.expires_in_seconds.map(|s| now + Duration::from_secs(s));
             if let Some(rt) = &t.refresh_token {
-                shop.refresh
-                    .insert(rt.clone(), RefreshToken::new(t.scopes.clone(), now, None));
+                shop.refresh.insert(
+                    rt.clone(),
+                    RefreshToken::new(t.client_id.clone(), t.scopes.clone(), now, None),
+                );
             }
-            shop.access
-                .insert(t.access_token, AccessToken::new(t.scopes, expires_at, Vec::new()));
+            shop.access.insert(
+                t.access_token,
+                AccessToken::new(t.client_id, t.scopes, expires_at, Vec::new()),
+            );
         }
         for s in f.subscriptions {
             match self.sub_from_fixture(g, &s) {
@@ -229,6 +310,7 @@ impl SimState {
             created_at: now,
             updated_at: now,
             api_version: self.webhook_api_version.clone(),
+            client_id: s.client_id.clone(),
         })
     }
 
@@ -285,8 +367,14 @@ impl SimState {
     pub fn inject(&self, fault: Fault) {
         let mut g = self.lock();
         if let Fault::DrainBucket { shop } = &fault {
+            // Every app's bucket, and the default app's even before its
+            // first request: the fault predates per-app buckets, and a test
+            // draining "the shop" means whichever app it talks as.
+            let default = g.resolve(None).to_owned();
             if let Some(s) = g.shops.get_mut(&shop_key(shop)) {
-                s.bucket.drain(Instant::now());
+                let now = Instant::now();
+                s.bucket(&default, self.bucket_size, self.restore_rate, now);
+                s.buckets.values_mut().for_each(|b| b.drain(now));
             }
             return;
         }
@@ -309,30 +397,53 @@ impl SimState {
         faults::take(&mut self.lock().faults, &shop_key(shop), kind)
     }
 
-    /// Takes `cost` from the shop's bucket (`Err` = throttled, nothing taken).
-    pub fn bucket_take(&self, shop: &str, cost: u64) -> Result<ThrottleStatus, ThrottleStatus> {
+    /// Runs `f` on the bucket of `app` (a token's binding) at the shop.
+    fn with_bucket<T>(
+        &self,
+        shop: &str,
+        app: Option<&str>,
+        f: impl FnOnce(&mut Bucket, Instant) -> T,
+    ) -> Option<T> {
         let mut g = self.lock();
-        let s = g
+        let client_id = g.resolve(app).to_owned();
+        let s = g.shops.get_mut(&shop_key(shop))?;
+        let now = Instant::now();
+        Some(f(
+            s.bucket(&client_id, self.bucket_size, self.restore_rate, now),
+            now,
+        ))
+    }
+
+    /// Takes `cost` from the app's bucket at the shop (`Err` = throttled,
+    /// nothing taken).
+    pub fn bucket_take(
+        &self,
+        shop: &str,
+        app: Option<&str>,
+        cost: u64,
+    ) -> Result<ThrottleStatus, ThrottleStatus> {
+        self.with_bucket(shop, app, |b, now| b.try_take(cost as f64, now))
+            .unwrap_or_else(|| Err(self.empty_status()))
+    }
+
+    pub fn bucket_refund(&self, shop: &str, app: Option<&str>, points: u64) -> ThrottleStatus {
+        self.with_bucket(shop, app, |b, now| b.refund(points as f64, now))
+            .unwrap_or_else(|| self.empty_status())
+    }
+
+    /// The bucket of `app` (`None`: the default app's) at the shop.
+    pub fn bucket_status(&self, shop: &str, app: Option<&str>) -> ThrottleStatus {
+        self.with_bucket(shop, app, |b, now| b.status_at(now))
+            .unwrap_or_else(|| self.empty_status())
+    }
+
+    /// The shop's timeline, in the order things happened.
+    pub fn timeline(&self, shop: &str) -> Vec<TimelineEntry> {
+        self.lock()
             .shops
-            .get_mut(&shop_key(shop))
-            .ok_or_else(|| self.empty_status())?;
-        s.bucket.try_take(cost as f64, Instant::now())
-    }
-
-    pub fn bucket_refund(&self, shop: &str, points: u64) -> ThrottleStatus {
-        let mut g = self.lock();
-        match g.shops.get_mut(&shop_key(shop)) {
-            Some(s) => s.bucket.refund(points as f64, Instant::now()),
-            None => self.empty_status(),
-        }
-    }
-
-    pub fn bucket_status(&self, shop: &str) -> ThrottleStatus {
-        let mut g = self.lock();
-        match g.shops.get_mut(&shop_key(shop)) {
-            Some(s) => s.bucket.status_at(Instant::now()),
-            None => self.empty_status(),
-        }
+            .get(&shop_key(shop))
+            .map(|s| s.timeline.clone())
+            .unwrap_or_default()
     }
 
     /// The largest cost a single query may request.

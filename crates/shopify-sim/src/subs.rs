@@ -3,13 +3,24 @@
 //! checks, destination rules per topic, `name` rules, refused filters,
 //! partial updates, and Relay-style pagination ordered by id. The sources of
 //! each rule are in docs/src/shopify/webhook-subscriptions.md.
+//!
+//! A subscription belongs to the app whose token created it, and an app
+//! sees and changes only its own (Shopify: "webhookSubscriptions" lists the
+//! calling app's shop-scoped subscriptions). So every rule here is scoped to
+//! the caller's app: another app's subscription answers like an unknown id,
+//! and topic + address uniqueness holds within one app. Every change that
+//! starts or ends a subscription's life at a topic + address goes into the
+//! shop's timeline (`timeline.rs`).
 
 use super::address::{self, Accepts, Endpoint};
 use super::fixture::{MetafieldIdentifier, SubscriptionFixture};
 use super::state::{Inner, SimState, shop_key};
+use super::timeline::Change;
 use super::topics;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::time::SystemTime;
+
 /// A webhook subscription as the simulator holds it (admin view).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,6 +50,9 @@ pub struct SimSubscription {
     pub created_at: DateTime<Utc>,
     /// When it was last changed.
     pub updated_at: DateTime<Utc>,
+    /// The client id of the app that owns it (the default app resolved).
+    #[serde(default)]
+    pub client_id: String,
 }
 
 /// Prefix of subscription global ids.
@@ -65,6 +79,8 @@ pub(crate) struct Sub {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub api_version: String,
+    /// The owning app; `None` is the default app (see `state.rs`).
+    pub client_id: Option<String>,
 }
 
 impl Sub {
@@ -72,7 +88,7 @@ impl Sub {
         format!("{GID_PREFIX}{}", self.id)
     }
 
-    fn public(&self) -> SimSubscription {
+    fn public(&self, client_id: &str) -> SimSubscription {
         SimSubscription {
             id: self.gid(),
             topic: self.topic.to_string(),
@@ -85,6 +101,7 @@ impl Sub {
             name: self.name.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            client_id: client_id.to_owned(),
         }
     }
 }
@@ -193,39 +210,70 @@ pub(crate) struct Page {
 }
 
 impl SimState {
-    pub fn subscriptions(&self, shop: &str) -> Vec<SimSubscription> {
-        self.lock()
-            .shops
-            .get(&shop_key(shop))
-            .map(|s| s.subs.values().map(Sub::public).collect())
-            .unwrap_or_default()
+    /// Every app's subscriptions at the shop, `client_id` = `None`, or
+    /// only those of the app with that (resolved) client id.
+    pub fn subscriptions(&self, shop: &str, client_id: Option<&str>) -> Vec<SimSubscription> {
+        let g = self.lock();
+        let Some(s) = g.shops.get(&shop_key(shop)) else {
+            return Vec::new();
+        };
+        s.subs
+            .values()
+            .map(|sub| sub.public(g.resolve(sub.client_id.as_deref())))
+            .filter(|sub| client_id.is_none_or(|c| sub.client_id == c))
+            .collect()
     }
 
-    pub fn get_sub(&self, shop: &str, id: u64) -> Option<Sub> {
-        self.lock().shops.get(&shop_key(shop))?.subs.get(&id).cloned()
+    /// The caller's (`app`'s) subscription `id`; another app's is `None`.
+    pub fn get_sub(&self, shop: &str, app: Option<&str>, id: u64) -> Option<Sub> {
+        let g = self.lock();
+        let sub = g.shops.get(&shop_key(shop))?.subs.get(&id)?;
+        g.same_app(sub.client_id.as_deref(), app).then(|| sub.clone())
     }
 
     /// Adds a subscription bypassing the API rules (duplicates allowed), for
     /// tests that need drift. `None` if the shop, topic or format is unknown.
     pub fn add_subscription(&self, shop: &str, fixture: &SubscriptionFixture) -> Option<String> {
         let mut g = self.lock();
-        if !g.shops.contains_key(&shop_key(shop)) {
+        let key = shop_key(shop);
+        if !g.shops.contains_key(&key) {
             return None;
         }
         let sub = self.sub_from_fixture(&mut g, fixture)?;
         let gid = sub.gid();
-        g.shops.get_mut(&shop_key(shop))?.subs.insert(sub.id, sub);
+        g.record(&key, &sub, Change::Created, SystemTime::now());
+        g.shops.get_mut(&key)?.subs.insert(sub.id, sub);
         Some(gid)
     }
 
+    /// Deletes subscription `id` whichever app owns it (the simulator's
+    /// handle, the admin API), recording it in the timeline.
     pub fn remove_subscription(&self, shop: &str, id: u64) -> bool {
-        let mut g = self.lock();
-        g.shops
-            .get_mut(&shop_key(shop))
-            .is_some_and(|s| s.subs.remove(&id).is_some())
+        self.remove_owned(shop, None, id)
     }
 
-    pub fn list(&self, shop: &str, q: &ListQuery) -> Page {
+    /// Deletes subscription `id` if `app` owns it (`only` = `None`: any app).
+    fn remove_owned(&self, shop: &str, only: Option<Option<&str>>, id: u64) -> bool {
+        let mut g = self.lock();
+        let key = shop_key(shop);
+        let Some(sub) = g.shops.get(&key).and_then(|s| s.subs.get(&id)) else {
+            return false;
+        };
+        if let Some(app) = only
+            && !g.same_app(sub.client_id.as_deref(), app)
+        {
+            return false;
+        }
+        let sub = g
+            .shops
+            .get_mut(&key)
+            .and_then(|s| s.subs.remove(&id))
+            .expect("checked above");
+        g.record(&key, &sub, Change::Deleted, SystemTime::now());
+        true
+    }
+
+    pub fn list(&self, shop: &str, app: Option<&str>, q: &ListQuery) -> Page {
         let g = self.lock();
         let Some(s) = g.shops.get(&shop_key(shop)) else {
             return Page::default();
@@ -233,6 +281,7 @@ impl SimState {
         let mut items: Vec<&Sub> = s
             .subs
             .values()
+            .filter(|sub| g.same_app(sub.client_id.as_deref(), app))
             .filter(|sub| q.topics.as_ref().is_none_or(|t| t.iter().any(|t| t == sub.topic)))
             .filter(|sub| q.format.as_deref().is_none_or(|f| f == sub.format))
             .filter(|sub| q.address.as_deref().is_none_or(|a| a == sub.address))
@@ -284,11 +333,18 @@ impl SimState {
         &self,
         g: &Inner,
         shop: &str,
+        app: Option<&str>,
         topic: &'static str,
         input: &SubInput,
         current: Option<&Sub>,
     ) -> Vec<UserError> {
-        let subs = &g.shops[&shop_key(shop)].subs;
+        // Every uniqueness rule holds within the caller's app: it cannot see
+        // the others' subscriptions, so it cannot collide with them.
+        let subs: Vec<&Sub> = g.shops[&shop_key(shop)]
+            .subs
+            .values()
+            .filter(|s| g.same_app(s.client_id.as_deref(), app))
+            .collect();
         let except = current.map(|c| c.id);
         let mut errors = input.errors.clone();
         if let Some(Some(name)) = &input.name {
@@ -296,7 +352,7 @@ impl SimState {
                 Err(m) => errors.push(UserError::new(&["webhookSubscription", "name"], m)),
                 Ok(()) => {
                     let taken = subs
-                        .values()
+                        .iter()
                         .any(|s| Some(s.id) != except && s.name.as_deref() == Some(name.as_str()));
                     if taken {
                         errors.push(UserError::new(&["webhookSubscription", "name"], MSG_NAME_TAKEN));
@@ -319,13 +375,13 @@ impl SimState {
             } else if topics::is_cloud_only(topic) && !Endpoint::of(address).is_cloud() {
                 errors.push(UserError::new(&path, &cloud_only_message(topic)));
             } else if subs
-                .values()
+                .iter()
                 .any(|s| Some(s.id) != except && s.topic == topic && s.address == address)
             {
                 errors.push(UserError::taken(&path));
             }
         }
-        if current.is_none() && topics::is_one_per_shop(topic) && subs.values().any(|s| s.topic == topic) {
+        if current.is_none() && topics::is_one_per_shop(topic) && subs.iter().any(|s| s.topic == topic) {
             errors.push(UserError::new(&["topic"], &one_per_shop_message(topic)));
         }
         if let Some(Some(filter)) = &input.filter
@@ -339,14 +395,21 @@ impl SimState {
         errors
     }
 
-    pub fn create(&self, shop: &str, topic: &'static str, input: SubInput) -> Result<Sub, Vec<UserError>> {
+    /// Creates a subscription owned by `app` (the caller's binding).
+    pub fn create(
+        &self,
+        shop: &str,
+        app: Option<&str>,
+        topic: &'static str,
+        input: SubInput,
+    ) -> Result<Sub, Vec<UserError>> {
         let mut g = self.lock();
         let key = shop_key(shop);
         if !g.shops.contains_key(&key) {
             return Err(Vec::new());
         }
         let input = normalize(input);
-        let errors = self.violations(&g, shop, topic, &input, None);
+        let errors = self.violations(&g, shop, app, topic, &input, None);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -364,7 +427,9 @@ impl SimState {
             created_at: now,
             updated_at: now,
             api_version: self.webhook_api_version.clone(),
+            client_id: app.map(str::to_owned),
         };
+        g.record(&key, &sub, Change::Created, SystemTime::from(now));
         g.shops
             .get_mut(&key)
             .expect("checked above")
@@ -373,20 +438,33 @@ impl SimState {
         Ok(sub)
     }
 
-    pub fn update(&self, shop: &str, id: u64, input: SubInput) -> Result<Sub, Vec<UserError>> {
+    /// Updates the caller's (`app`'s) subscription `id`; another app's
+    /// answers like an unknown id.
+    pub fn update(
+        &self,
+        shop: &str,
+        app: Option<&str>,
+        id: u64,
+        input: SubInput,
+    ) -> Result<Sub, Vec<UserError>> {
         let mut g = self.lock();
         let key = shop_key(shop);
         let Some(s) = g.shops.get(&key) else {
             return Err(Vec::new());
         };
-        let Some(current) = s.subs.get(&id) else {
+        let Some(current) = s
+            .subs
+            .get(&id)
+            .filter(|c| g.same_app(c.client_id.as_deref(), app))
+        else {
             return Err(vec![UserError::new(&["id"], MSG_NOT_FOUND)]);
         };
         let input = normalize(input);
-        let errors = self.violations(&g, shop, current.topic, &input, Some(current));
+        let errors = self.violations(&g, shop, app, current.topic, &input, Some(current));
         if !errors.is_empty() {
             return Err(errors);
         }
+        let before = current.clone();
         let sub = g
             .shops
             .get_mut(&key)
@@ -414,11 +492,21 @@ impl SimState {
             sub.name = v;
         }
         sub.updated_at = Utc::now();
-        Ok(sub.clone())
+        let after = sub.clone();
+        // A move to another address ends the old pair's life and starts the
+        // new one's at the same instant; other edits change neither.
+        if (before.topic, &before.address) != (after.topic, &after.address) {
+            let at = SystemTime::from(after.updated_at);
+            g.record(&key, &before, Change::Deleted, at);
+            g.record(&key, &after, Change::Created, at);
+        }
+        Ok(after)
     }
 
-    pub fn delete(&self, shop: &str, id: u64) -> Result<(), Vec<UserError>> {
-        if self.remove_subscription(shop, id) {
+    /// Deletes the caller's (`app`'s) subscription `id`; another app's
+    /// answers like an unknown id.
+    pub fn delete(&self, shop: &str, app: Option<&str>, id: u64) -> Result<(), Vec<UserError>> {
+        if self.remove_owned(shop, Some(app), id) {
             Ok(())
         } else {
             Err(vec![UserError::new(&["id"], MSG_NOT_FOUND)])
@@ -487,33 +575,63 @@ mod tests {
     #[test]
     fn same_topic_and_address_is_taken_but_other_topics_are_fine() {
         let s = state();
-        s.create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/h"))
-            .unwrap();
+        s.create(
+            "a.myshopify.com",
+            None,
+            "ORDERS_CREATE",
+            input("https://x.example/h"),
+        )
+        .unwrap();
         let err = s
-            .create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/h"))
+            .create(
+                "a.myshopify.com",
+                None,
+                "ORDERS_CREATE",
+                input("https://x.example/h"),
+            )
             .unwrap_err();
         assert_eq!(err[0].message, "Address for this topic has already been taken");
         assert_eq!(
             err[0].field.as_deref().unwrap(),
             ["webhookSubscription", "callbackUrl"]
         );
-        s.create("A.MYSHOPIFY.COM", "ORDERS_UPDATED", input("https://x.example/h"))
-            .unwrap();
-        s.create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/h2"))
-            .unwrap();
-        assert_eq!(s.subscriptions("a.myshopify.com").len(), 3);
+        s.create(
+            "A.MYSHOPIFY.COM",
+            None,
+            "ORDERS_UPDATED",
+            input("https://x.example/h"),
+        )
+        .unwrap();
+        s.create(
+            "a.myshopify.com",
+            None,
+            "ORDERS_CREATE",
+            input("https://x.example/h2"),
+        )
+        .unwrap();
+        assert_eq!(s.subscriptions("a.myshopify.com", None).len(), 3);
     }
 
     #[test]
     fn update_keeps_unset_fields_and_checks_the_new_address() {
         let s = state();
         let a = s
-            .create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/a"))
+            .create(
+                "a.myshopify.com",
+                None,
+                "ORDERS_CREATE",
+                input("https://x.example/a"),
+            )
             .unwrap();
-        s.create("a.myshopify.com", "ORDERS_CREATE", input("https://x.example/b"))
-            .unwrap();
+        s.create(
+            "a.myshopify.com",
+            None,
+            "ORDERS_CREATE",
+            input("https://x.example/b"),
+        )
+        .unwrap();
         let err = s
-            .update("a.myshopify.com", a.id, input("https://x.example/b"))
+            .update("a.myshopify.com", None, a.id, input("https://x.example/b"))
             .unwrap_err();
         assert_eq!(err[0].message, "Address for this topic has already been taken");
         let mut only_format = SubInput {
@@ -521,10 +639,10 @@ mod tests {
             ..Default::default()
         };
         only_format.address_field = "callbackUrl";
-        let u = s.update("a.myshopify.com", a.id, only_format).unwrap();
+        let u = s.update("a.myshopify.com", None, a.id, only_format).unwrap();
         assert_eq!((u.address.as_str(), u.format), ("https://x.example/a", "XML"));
         let err = s
-            .update("a.myshopify.com", 999, input("https://x.example/c"))
+            .update("a.myshopify.com", None, 999, input("https://x.example/c"))
             .unwrap_err();
         assert_eq!(err[0].field.as_deref().unwrap(), ["id"]);
     }
@@ -535,6 +653,7 @@ mod tests {
         for i in 0..10 {
             s.create(
                 "a.myshopify.com",
+                None,
                 "ORDERS_CREATE",
                 input(&format!("https://x.example/{i}")),
             )
@@ -543,7 +662,7 @@ mod tests {
         let q = |f: fn(&mut ListQuery)| {
             let mut q = ListQuery::default();
             f(&mut q);
-            s.list("a.myshopify.com", &q)
+            s.list("a.myshopify.com", None, &q)
         };
         let p = q(|q| q.first = Some(4));
         assert_eq!(p.items.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 2, 3, 4]);

@@ -69,6 +69,12 @@ impl ApiVersion {
     pub fn has_subscription_name(self) -> bool {
         self >= Self::stable(2026, 4)
     }
+
+    /// The `appUninstall` mutation exists from 2025-07 (shopify.dev lists
+    /// it from that version on; earlier schemas do not have it).
+    pub fn has_app_uninstall(self) -> bool {
+        self >= Self::stable(2025, 7)
+    }
 }
 
 /// The versions Shopify serves on `today` by its calendar: each stable
@@ -108,6 +114,8 @@ pub(crate) struct Features {
     pub metafields: bool,
     /// `name` on `WebhookSubscription` and the subscription inputs.
     pub name: bool,
+    /// The `appUninstall` mutation.
+    pub app_uninstall: bool,
 }
 
 /// The first version with `uri` unless configured otherwise: the fact sheet
@@ -175,6 +183,7 @@ impl VersionTable {
             filter: v.has_subscription_filter(),
             metafields: v >= self.metafields_since,
             name: v.has_subscription_name(),
+            app_uninstall: v.has_app_uninstall(),
         }
     }
 
@@ -272,6 +281,8 @@ mod tests {
         assert!(!t.features(v("2026-01")).name);
         assert!(t.features(v("2026-04")).name);
         assert!(t.features(v("unstable")).name);
+        assert!(!t.features(v("2025-04")).app_uninstall);
+        assert!(t.features(v("2025-07")).app_uninstall);
         let late = VersionTable::new(DEFAULT_VERSIONS)
             .unwrap()
             .with_metafields_since("2025-07")

@@ -1,6 +1,7 @@
 //! One simulator serving several apps (a staging and a production Partners
-//! app): each app's consent redirect is signed with its own secret, and a
-//! code is exchanged only by the app it was issued to. Signatures are checked
+//! app): each app's consent redirect is signed with its own secret, a code
+//! is exchanged only by the app it was issued to, and a refresh token is
+//! refreshed only by its own app. Signatures are checked
 //! with the client's verifier (`shopify_admin`), not the simulator's signer.
 
 mod common;
@@ -266,7 +267,7 @@ async fn codes_issued_by_the_handle_and_admin_api_are_bound_like_consent_codes()
 }
 
 #[tokio::test]
-async fn refresh_tokens_belong_to_the_shop_so_any_configured_app_refreshes() {
+async fn refresh_tokens_belong_to_their_app_so_only_it_refreshes_or_migrates() {
     let sim = start(false).await;
     let http = reqwest::Client::new();
     let code = sim.issue_code_for(SHOP, STAGING, None).unwrap();
@@ -283,7 +284,31 @@ async fn refresh_tokens_belong_to_the_shop_so_any_configured_app_refreshes() {
         (status, body["error"].clone()),
         (StatusCode::UNAUTHORIZED, json!("invalid_client"))
     );
-    let (status, body) = token_request(&http, &sim, SHOP, refresh(PROD, PROD_SECRET), false).await;
+    // Another app's refresh token is answered like an unknown one.
+    let (status, other_app) = token_request(&http, &sim, SHOP, refresh(PROD, PROD_SECRET), false).await;
+    let mut unknown = refresh(PROD, PROD_SECRET);
+    unknown["refresh_token"] = json!("shprt_never_issued");
+    let (unknown_status, unknown_body) = token_request(&http, &sim, SHOP, unknown, false).await;
+    assert_eq!((status, &other_app), (unknown_status, &unknown_body));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{other_app}");
+    let (status, body) = token_request(&http, &sim, SHOP, refresh(STAGING, STAGING_SECRET), false).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The fixture's non-expiring token is the first app's: production
+    // cannot migrate it, staging can.
+    let migrate = |id: &str, s: &str| {
+        json!({"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+               "subject_token": format!("{TOKEN}-{SHOP}"),
+               "subject_token_type": "urn:shopify:params:oauth:token-type:offline-access-token",
+               "requested_token_type": "urn:shopify:params:oauth:token-type:offline-access-token",
+               "expiring": 1, "client_id": id, "client_secret": s})
+    };
+    let (status, body) = token_request(&http, &sim, SHOP, migrate(PROD, PROD_SECRET), false).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::BAD_REQUEST, json!("invalid_subject_token"))
+    );
+    let (status, body) = token_request(&http, &sim, SHOP, migrate(STAGING, STAGING_SECRET), false).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
