@@ -451,14 +451,54 @@ impl ShopifyClient {
                     &mut meta,
                 )
                 .await?;
-            let (shop_name, myshopify_domain, plan, scopes) = parse::parse_token_info(&ok)?;
+            let (shop_name, myshopify_domain, plan, scopes, api_key) = parse::parse_token_info(&ok)?;
             Ok(TokenInfo {
                 shop_name,
                 myshopify_domain,
                 plan,
                 scopes,
+                api_key,
                 meta,
             })
+        }
+        .await
+        .map_err(|e: ShopifyError| e.redacted(token.expose()))
+    }
+
+    /// Uninstalls the token's app from the shop (`appUninstall`, Admin API
+    /// 2025-07 and later): Shopify deletes the app's subscriptions there and
+    /// revokes its tokens, this one included. A version before 2025-07 is
+    /// refused before anything is sent; `userErrors` become
+    /// [`ShopifyError::UserErrors`] with the code leading each message.
+    /// Never re-sent after an unknown outcome: a repeat would meet a
+    /// revoked token.
+    pub async fn app_uninstall(
+        &self,
+        shop: &str,
+        version: &str,
+        token: &AccessToken,
+    ) -> Result<(), ShopifyError> {
+        async {
+            let v = self.prepare(shop, version)?;
+            if !v.has_app_uninstall() {
+                return Err(ShopifyError::InvalidInput(format!(
+                    "appUninstall needs Admin API 2025-07 or later, not {version}"
+                )));
+            }
+            let mut meta = ResponseMeta {
+                requested_version: version.to_owned(),
+                ..Default::default()
+            };
+            let op = Op {
+                name: "app_uninstall",
+                units: 1.0,
+                default_unit_cost: DEFAULT_MUTATION_COST,
+            };
+            let build = |_: ApiVersion| graphql::app_uninstall_document();
+            let ok = self
+                .run(shop, v, token, &build, op, Safety::Create, &mut meta)
+                .await?;
+            parse::parse_app_uninstall(&ok)
         }
         .await
         .map_err(|e: ShopifyError| e.redacted(token.expose()))

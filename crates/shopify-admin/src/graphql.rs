@@ -46,6 +46,11 @@ impl ApiVersion {
         self >= ApiVersion::new(2025, 7)
     }
 
+    /// True from 2025-07 on: the `appUninstall` mutation exists.
+    pub fn has_app_uninstall(self) -> bool {
+        self >= ApiVersion::new(2025, 7)
+    }
+
     /// True from 2024-07 on: subscriptions take a `filter`.
     pub fn has_filter(self) -> bool {
         self >= ApiVersion::new(2024, 7)
@@ -169,7 +174,8 @@ pub fn list_document(v: ApiVersion, first: u32, after: Option<&str>) -> Document
     }
 }
 
-/// `shop` + `currentAppInstallation.accessScopes` in one request.
+/// `shop` + `currentAppInstallation { accessScopes app { apiKey } }` in one
+/// request: the token's shop, scopes and the app it belongs to.
 pub fn token_info_document(v: ApiVersion) -> Document {
     let plan = if v.has_public_display_name() {
         "publicDisplayName"
@@ -179,8 +185,17 @@ pub fn token_info_document(v: ApiVersion) -> Document {
     Document {
         query: format!(
             "query TokenInfo {{ shop {{ name myshopifyDomain plan {{ {plan} }} }} \
-             currentAppInstallation {{ accessScopes {{ handle }} }} }}"
+             currentAppInstallation {{ accessScopes {{ handle }} app {{ apiKey }} }} }}"
         ),
+        variables: json!({}),
+    }
+}
+
+/// `appUninstall` (2025-07 on): uninstalls the calling app from the shop.
+pub fn app_uninstall_document() -> Document {
+    Document {
+        query: "mutation AppUninstall { appUninstall { app { id } userErrors { field message code } } }"
+            .into(),
         variables: json!({}),
     }
 }
@@ -387,6 +402,18 @@ mod tests {
             token_info_document(v("2025-07"))
                 .query
                 .contains("plan { publicDisplayName }")
+        );
+        assert!(
+            token_info_document(v("2025-04"))
+                .query
+                .contains("currentAppInstallation { accessScopes { handle } app { apiKey } }")
+        );
+        assert!(!v("2025-04").has_app_uninstall());
+        assert!(v("2025-07").has_app_uninstall());
+        assert!(
+            app_uninstall_document()
+                .query
+                .contains("appUninstall { app { id } userErrors")
         );
     }
 

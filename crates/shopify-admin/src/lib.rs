@@ -2,8 +2,9 @@
 //!
 //! What the operator needs from Shopify, behind one typed client: listing,
 //! creating, updating and deleting webhook subscriptions (GraphQL, batched
-//! into one aliased document per plan), token checks, the OAuth token
-//! endpoint, and HMAC verification of OAuth callbacks and webhook deliveries.
+//! into one aliased document per plan), token checks (which also name the
+//! token's app), uninstalling the app from a shop, the OAuth token endpoint,
+//! and HMAC verification of OAuth callbacks and webhook deliveries.
 //!
 //! Submodules (which touch the network is stated in each header):
 //! * [`client`] — [`ShopifyClient`] and its public operations (network).

@@ -171,10 +171,12 @@ pub fn parse_page(ok: &GraphqlOk) -> Result<Page, ShopifyError> {
     Ok(Page { subscriptions, next })
 }
 
-/// Parses the token-info response: (shop name, myshopify domain, plan, scopes).
-pub fn parse_token_info(
-    ok: &GraphqlOk,
-) -> Result<(String, String, Option<String>, Vec<String>), ShopifyError> {
+/// What the token-info response says: shop name, myshopify domain, plan,
+/// scopes, and the app's API key (`None` when the server did not say).
+pub type TokenInfoParts = (String, String, Option<String>, Vec<String>, Option<String>);
+
+/// Parses the token-info response.
+pub fn parse_token_info(ok: &GraphqlOk) -> Result<TokenInfoParts, ShopifyError> {
     no_partial_errors(ok)?;
     let shop = ok
         .data
@@ -188,16 +190,56 @@ pub fn parse_token_info(
     let plan = shop
         .get("plan")
         .and_then(|p| s(p, "publicDisplayName").or_else(|| s(p, "displayName")));
-    let scopes = ok
-        .data
-        .get("currentAppInstallation")
+    let installation = ok.data.get("currentAppInstallation");
+    // Tolerated when absent: an older server (or a stub) may not have it.
+    let api_key = installation
+        .and_then(|i| i.get("app"))
+        .and_then(|a| s(a, "apiKey"));
+    let scopes = installation
         .and_then(|i| i.get("accessScopes"))
         .and_then(Value::as_array)
         .ok_or_else(|| ShopifyError::Protocol("currentAppInstallation.accessScopes missing".into()))?
         .iter()
         .filter_map(|a| s(a, "handle"))
         .collect();
-    Ok((name, domain, plan, scopes))
+    Ok((name, domain, plan, scopes, api_key))
+}
+
+/// Parses an `appUninstall` response: its `userErrors` become
+/// [`ShopifyError::UserErrors`], each message prefixed with its `code`
+/// (`APP_NOT_INSTALLED: …`), as [`UserError`] has no field for one.
+pub fn parse_app_uninstall(ok: &GraphqlOk) -> Result<(), ShopifyError> {
+    no_partial_errors(ok)?;
+    let payload = ok
+        .data
+        .get("appUninstall")
+        .filter(|p| p.is_object())
+        .ok_or_else(|| ShopifyError::Protocol("response lacks appUninstall".into()))?;
+    let errors: Vec<UserError> = payload
+        .get("userErrors")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let message = e.get("message").and_then(Value::as_str).unwrap_or_default();
+            let field = e
+                .get("field")
+                .and_then(Value::as_array)
+                .map(|f| f.iter().filter_map(|p| p.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            let message = match e.get("code").and_then(Value::as_str) {
+                Some(code) => format!("{code}: {message}"),
+                None => message.to_owned(),
+            };
+            UserError { field, message }
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ShopifyError::UserErrors(errors))
+    }
 }
 
 fn errors_for_alias(errors: &[GraphqlError], alias: &str) -> Vec<UserError> {
@@ -367,15 +409,43 @@ mod tests {
 
     #[test]
     fn token_info() {
-        let (name, domain, plan, scopes) = parse_token_info(&ok(json!({
+        let (name, domain, plan, scopes, api_key) = parse_token_info(&ok(json!({
             "shop": {"name": "Pop", "myshopifyDomain": "pop.myshopify.com", "plan": {"publicDisplayName": "Advanced"}},
             "currentAppInstallation": {"accessScopes": [{"handle": "read_orders"}, {"handle": "write_products"}]}}))).unwrap();
+        assert_eq!(api_key, None, "tolerated when absent");
         assert_eq!(
             (name.as_str(), domain.as_str(), plan.as_deref()),
             ("Pop", "pop.myshopify.com", Some("Advanced"))
         );
         assert_eq!(scopes, vec!["read_orders", "write_products"]);
         assert!(parse_token_info(&ok(json!({"shop": {"name": "x"}}))).is_err());
+        let (.., api_key) = parse_token_info(&ok(json!({
+            "shop": {"name": "Pop", "myshopifyDomain": "pop.myshopify.com", "plan": null},
+            "currentAppInstallation": {"accessScopes": [], "app": {"apiKey": "client-1"}}})))
+        .unwrap();
+        assert_eq!(api_key.as_deref(), Some("client-1"));
+    }
+
+    #[test]
+    fn app_uninstall_user_errors_name_their_code() {
+        assert_eq!(
+            parse_app_uninstall(&ok(
+                json!({"appUninstall": {"app": {"id": "gid://shopify/App/1"}, "userErrors": []}})
+            )),
+            Ok(())
+        );
+        let err = parse_app_uninstall(&ok(json!({"appUninstall": {"app": null, "userErrors": [
+            {"field": null, "message": "The app is not installed", "code": "APP_NOT_INSTALLED"}]}})))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            ShopifyError::UserErrors(vec![UserError {
+                field: vec![],
+                message: "APP_NOT_INSTALLED: The app is not installed".into()
+            }])
+        );
+        assert!(err.to_string().contains("APP_NOT_INSTALLED"), "{err}");
+        assert!(parse_app_uninstall(&ok(json!({"appUninstall": null}))).is_err());
     }
 
     #[test]

@@ -230,6 +230,9 @@ pub struct TokenInfo {
     pub plan: Option<String>,
     /// `currentAppInstallation.accessScopes[].handle`.
     pub scopes: Vec<String>,
+    /// `currentAppInstallation.app.apiKey`: the client id of the app the
+    /// token belongs to (`None` if the server did not say).
+    pub api_key: Option<String>,
     /// Versions and cost of the call.
     pub meta: ResponseMeta,
 }

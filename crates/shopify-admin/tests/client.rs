@@ -491,6 +491,39 @@ async fn token_info_reports_shop_plan_and_scopes_in_one_request() {
 }
 
 #[tokio::test]
+async fn app_uninstall_revokes_the_apps_token_and_needs_2025_07() {
+    let mut f = fixture(vec![sub("orders/create", &format!("{HOST}/orders_create"))]);
+    f.app = Some(AppFixture {
+        client_id: "client-x".into(),
+        client_secret: "secret-x".into(),
+        previous_client_secret: None,
+    });
+    let sim = start(f, |_| {}).await;
+    let c = client(&sim);
+    let info = c.token_info(A, V, &tok(TOKEN_A)).await.unwrap();
+    assert_eq!(info.api_key.as_deref(), Some("client-x"));
+
+    // Refused before sending on a version without the mutation.
+    let before = c.request_count();
+    let e = c.app_uninstall(A, "2025-04", &tok(TOKEN_A)).await.unwrap_err();
+    assert!(
+        matches!(e, ShopifyError::InvalidInput(ref m) if m.contains("2025-07")),
+        "{e}"
+    );
+    assert_eq!(c.request_count(), before);
+
+    c.app_uninstall(A, V, &tok(TOKEN_A)).await.unwrap();
+    assert!(sim.subscriptions(A).is_empty());
+    let e = c.list_subscriptions(A, V, &tok(TOKEN_A)).await.unwrap_err();
+    assert_eq!(e, ShopifyError::Unauthorized);
+    let e = c.app_uninstall(A, V, &tok(TOKEN_A)).await.unwrap_err();
+    assert_eq!(e, ShopifyError::Unauthorized);
+    assert!(!e.to_string().contains(TOKEN_A));
+    // The other shop's installation is untouched.
+    assert!(c.list_subscriptions(B, V, &tok(TOKEN_B)).await.is_ok());
+}
+
+#[tokio::test]
 async fn drained_bucket_is_waited_for_then_succeeds() {
     let sim = start(
         fixture(vec![sub("orders/create", &format!("{HOST}/orders_create"))]),
