@@ -475,7 +475,7 @@ fn metrics_page(exposition: &str) -> String {
 fn condition_doc(c: ConditionType) -> &'static str {
     match c {
         ConditionType::Ready => {
-            "The aggregate: `True` when every other condition is; else the reason of the first of `TokenValid`, `WebhooksSynced`, `SyncHealthy` that is not `True`."
+            "The aggregate: `True` when every other condition is; else the reason of the first of `TokenValid`, `WebhooksSynced`, `SyncHealthy`, `AppHandover` that is not `True`."
         }
         ConditionType::TokenValid => {
             "The token Secret could be read and Shopify accepts the token for this shop."
@@ -490,6 +490,9 @@ fn condition_doc(c: ConditionType) -> &'static str {
         }
         ConditionType::CredentialsValid => {
             "ShopifyApp only: the app's credentials Secret has `client-id` and `client-secret`."
+        }
+        ConditionType::AppHandover => {
+            "Only on a shop whose `spec.appRef` moved to another Shopify app: `True` once the new app's subscriptions are live and the previous app's gone (or the move was cancelled); `False` while the merchant has not installed the new app or something blocks the move."
         }
     }
 }

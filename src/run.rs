@@ -274,6 +274,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         uninstall_host,
         certificate_margin: args.certificate_margin,
         label_selector: args.watch_label_selector.clone().filter(|s| !s.trim().is_empty()),
+        public_url: args.public_url.clone(),
     };
     let public = crate::public::Public::new(
         client.clone(),

@@ -117,6 +117,20 @@ pub async fn app_credentials(
         .and_then(AppCredentials::from_secret))
 }
 
+/// The credentials of ShopifyApp `ns/name`; `None` when the app, its
+/// Secret or the keys are missing.
+pub async fn named_app_credentials(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<Option<AppCredentials>, kube::Error> {
+    let apps: Api<ShopifyApp> = Api::namespaced(client.clone(), ns);
+    match apps.get_opt(name).await? {
+        Some(app) => app_credentials(client, ns, &app.spec.credentials_secret_ref.name).await,
+        None => Ok(None),
+    }
+}
+
 /// The app credentials of `shop`, in its namespace: its `spec.app.secretRef`,
 /// else the `credentialsSecretRef` of the ShopifyApp its `spec.appRef`
 /// names. `None` without either, or when the app, the Secret or its keys

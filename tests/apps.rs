@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use shopify_admin::ClientSecret;
 use shopify_admin::hmac::sign_webhook;
@@ -59,27 +59,6 @@ fn fixture() -> Fixture {
     }
 }
 
-async fn credentials(env: &Env, name: &str, id: &str, secret: &str, previous: Option<&str>) {
-    let api: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
-    let mut data = json!({"client-id": id, "client-secret": secret});
-    if let Some(p) = previous {
-        data["previous-client-secret"] = json!(p);
-    }
-    let s = json!({"metadata": {"name": name}, "stringData": data});
-    api.create(&PostParams::default(), &serde_json::from_value(s).unwrap())
-        .await
-        .unwrap();
-}
-
-async fn create_app(env: &Env, name: &str, spec: serde_json::Value) {
-    let api: Api<ShopifyApp> = Api::namespaced(env.client.clone(), &env.ns);
-    let app = json!({"apiVersion": "shopify-operator.dev/v1alpha1", "kind": "ShopifyApp",
-                     "metadata": {"name": name}, "spec": spec});
-    api.create(&PostParams::default(), &serde_json::from_value(app).unwrap())
-        .await
-        .unwrap();
-}
-
 fn job_template() -> serde_json::Value {
     json!({"spec": {"template": {"spec": {"restartPolicy": "Never",
         "containers": [{"name": "sync", "image": "oms:1"}]}}}})
@@ -123,12 +102,13 @@ async fn secret_version(env: &Env, name: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_apps_install_their_own_shops_with_defaults_and_rotation() {
     let mut env = Env::new("apps", fixture()).await;
-    credentials(&env, "staging-app", "staging-id", "staging-secret", None).await;
-    credentials(&env, "prod-app", "prod-id", "prod-new", Some("prod-old")).await;
+    env.app_credentials("staging-app", "staging-id", "staging-secret", None)
+        .await;
+    env.app_credentials("prod-app", "prod-id", "prod-new", Some("prod-old"))
+        .await;
     let template =
         |team: &str| json!({"createShops": true, "shopTemplate": {"metadata": {"labels": {"team": team}}}});
-    create_app(
-        &env,
+    env.create_app(
         "staging",
         json!({
             "credentialsSecretRef": {"name": "staging-app"},
@@ -139,8 +119,7 @@ async fn two_apps_install_their_own_shops_with_defaults_and_rotation() {
         }),
     )
     .await;
-    create_app(
-        &env,
+    env.create_app(
         "production",
         json!({
             "credentialsSecretRef": {"name": "prod-app"},
@@ -378,8 +357,7 @@ async fn an_app_without_credentials_says_so_and_so_do_its_shops() {
         ..Default::default()
     };
     let mut env = Env::new("apps-broken", f).await;
-    create_app(
-        &env,
+    env.create_app(
         "broken",
         json!({
             "credentialsSecretRef": {"name": "not-there"},
@@ -388,8 +366,7 @@ async fn an_app_without_credentials_says_so_and_so_do_its_shops() {
         }),
     )
     .await;
-    create_app(
-        &env,
+    env.create_app(
         "elsewhere",
         json!({"credentialsSecretRef": {"name": "not-there"}, "allowedShops": ["other-*.myshopify.com"]}),
     )
@@ -428,7 +405,7 @@ async fn an_app_without_credentials_says_so_and_so_do_its_shops() {
     assert!(message.contains("elsewhere"), "{message}");
 
     // The Secret appears: the app and then its shop recover by themselves.
-    credentials(&env, "not-there", "id", "hush", None).await;
+    env.app_credentials("not-there", "id", "hush", None).await;
     wait_app(&env, "broken", "the app Ready", |s| {
         s.conditions
             .iter()

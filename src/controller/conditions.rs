@@ -42,24 +42,29 @@ pub enum ConditionType {
     /// A ShopifyApp's credentials Secret has `client-id` and
     /// `client-secret` (ShopifyApps only).
     CredentialsValid,
+    /// The shop's move to the ShopifyApp `spec.appRef` names is done (only
+    /// on shops whose `appRef` changed to another app).
+    AppHandover,
 }
 
 impl ConditionType {
     /// Every type, in the order `status.conditions` lists them.
-    pub const ALL: [ConditionType; 6] = [
+    pub const ALL: [ConditionType; 7] = [
         ConditionType::Ready,
         ConditionType::TokenValid,
         ConditionType::WebhooksSynced,
         ConditionType::SyncHealthy,
+        ConditionType::AppHandover,
         ConditionType::Reconciling,
         ConditionType::Stalled,
     ];
 
     /// The types `Ready` aggregates, in the order their reasons win.
-    pub const PARTS: [ConditionType; 3] = [
+    pub const PARTS: [ConditionType; 4] = [
         ConditionType::TokenValid,
         ConditionType::WebhooksSynced,
         ConditionType::SyncHealthy,
+        ConditionType::AppHandover,
     ];
 
     /// The name in `status.conditions[].type`.
@@ -72,6 +77,7 @@ impl ConditionType {
             ConditionType::Reconciling => "Reconciling",
             ConditionType::Stalled => "Stalled",
             ConditionType::CredentialsValid => "CredentialsValid",
+            ConditionType::AppHandover => "AppHandover",
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct Settings {
     pub certificate_margin: Duration,
     /// Only ShopifyShops this label selector matches (sharding).
     pub label_selector: Option<String>,
+    /// The operator's public URL (`--public-url`): where its OAuth routes
+    /// are, for the install URL a move to another app shows.
+    pub public_url: Option<url::Url>,
 }
 
 impl Settings {
@@ -58,6 +61,7 @@ impl Settings {
             uninstall_host: None,
             certificate_margin: Duration::from_secs(24 * 3600),
             label_selector: None,
+            public_url: None,
         }
     }
 }

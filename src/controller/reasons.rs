@@ -133,6 +133,24 @@ reasons! {
     SyncFailing,
     /// `managementPolicy: Observe`: no sync Jobs are started.
     Observe,
+    // AppHandover
+    /// The shop moved to the new app: its subscriptions are live, and the
+    /// previous app's are gone.
+    HandedOver,
+    /// `spec.appRef` was set back before the switch: nothing changed.
+    HandoverCancelled,
+    /// The new app has no usable token for the shop yet: the previous app
+    /// keeps the webhooks and syncs until the merchant installs it.
+    WaitingForInstall,
+    /// `spec.token.secretRef` still names the previous app's token Secret:
+    /// the new app's token needs its own.
+    TokenSecretInUse,
+    /// The token in `spec.token.secretRef` belongs to another app than the
+    /// one `spec.appRef` names.
+    TokenAppMismatch,
+    /// The new app is live; the previous app's subscriptions are deleted
+    /// once the new app's are all in sync.
+    Switching,
 }
 
 impl Reason {
@@ -245,6 +263,19 @@ impl Reason {
             Reason::InvalidSchedule => "fix the sync's schedule or jobTemplate the message names",
             Reason::SyncFailing => "look at the failed Jobs' logs (kubectl logs job/<name>)",
             Reason::Observe => "nothing: managementPolicy Observe starts no Jobs",
+            Reason::HandedOver | Reason::HandoverCancelled => "nothing to do",
+            Reason::WaitingForInstall => {
+                "send the merchant the install URL in status.handover.installUrl (or put the new app's token in spec.token.secretRef); the previous app keeps everything until then"
+            }
+            Reason::TokenSecretInUse => {
+                "point spec.token.secretRef at a new Secret for the new app's token (e.g. {shop}-{app}-shopify-token); the previous app's stays where it is"
+            }
+            Reason::TokenAppMismatch => {
+                "put the token the new app got for this shop in spec.token.secretRef (the merchant installs the app spec.appRef names)"
+            }
+            Reason::Switching => {
+                "nothing: the previous app's subscriptions are deleted once the new app's are in sync (the message says what holds them)"
+            }
         }
     }
 }
@@ -291,6 +322,9 @@ impl Reason {
             | Reason::MissingScopes
             | Reason::InvalidSchedule
             | Reason::SyncFailing
+            | Reason::WaitingForInstall
+            | Reason::TokenSecretInUse
+            | Reason::TokenAppMismatch
             // Observe repairs nothing: the drift stays until a person
             // fixes the spec or switches to Manage (kstatus would call a
             // lasting Ready=False "in progress" otherwise, forever).
@@ -298,9 +332,8 @@ impl Reason {
             Reason::ShopifyThrottled
             | Reason::ShopifyUnavailable
             | Reason::ShopifyProtocolError
-            | Reason::EndpointCertificateNotReady => {
-                Progress::Retried
-            }
+            | Reason::EndpointCertificateNotReady
+            | Reason::Switching => Progress::Retried,
             Reason::TokenInvalid
             | Reason::Observe
             | Reason::Reconciled
@@ -313,7 +346,9 @@ impl Reason {
             | Reason::TokenMigrationFailed
             | Reason::InSync
             | Reason::NotConfigured
-            | Reason::Scheduled => Progress::Settled,
+            | Reason::Scheduled
+            | Reason::HandedOver
+            | Reason::HandoverCancelled => Progress::Settled,
         }
     }
 }

@@ -41,6 +41,12 @@ use super::{EndpointSpec, SubscriptionSpec};
         description = "ShopifyShops referencing the app: Ready / all"
     ),
     printcolumn(
+        name = "Waiting",
+        type_ = "integer",
+        json_path = ".status.shopsWaiting",
+        description = "Shops moving to this app that wait for the merchant to install it"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -233,6 +239,11 @@ pub struct ShopifyAppStatus {
     /// `ready/all`, for `kubectl get shopifyapp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shops_ready: Option<String>,
+
+    /// ShopifyShops whose `spec.appRef` moved to this app from another and
+    /// that wait for the merchant to install it (`status.handover`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shops_waiting: Option<i32>,
 
     /// Whether the credentials Secret has a `previous-client-secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

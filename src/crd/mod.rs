@@ -23,7 +23,8 @@ pub use app::{
     WebhooksDefaults,
 };
 pub use status::{
-    AppUninstalled, OrphanedSubscription, ShopifyShopStatus, SyncStatus, TopicState, WebhookStatus,
+    AppUninstalled, HandoverPhase, HandoverStatus, LiveApp, OrphanedSubscription, ShopifyShopStatus,
+    SyncStatus, TopicState, WebhookStatus,
 };
 pub use subscription::{MetafieldRef, SubscriptionSpec};
 
@@ -85,6 +86,20 @@ pub const COMPLIANCE_TOPICS: [&str; 3] = ["customers/data_request", "customers/r
         json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
         priority = "1"
     ),
+    printcolumn(
+        name = "Handover",
+        type_ = "string",
+        json_path = ".status.handover.phase",
+        description = "Where a move to another Shopify app stands",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Install URL",
+        type_ = "string",
+        json_path = ".status.handover.installUrl",
+        description = "Where the merchant installs the new app",
+        priority = "1"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -138,6 +153,28 @@ pub struct ShopifyShopSpec {
     /// leaves the subscriptions in place, `Delete` removes the ones it manages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+
+    /// How a change of `appRef` to another Shopify app (another client id)
+    /// is carried out. The handover itself needs no field: the previous
+    /// app keeps the webhooks and syncs until the new app's token is in
+    /// `token.secretRef`, then the new app's subscriptions are created and
+    /// listed back before the previous app's are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_handover: Option<AppHandoverSpec>,
+}
+
+/// How the operator hands a shop over from one Shopify app to another.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppHandoverSpec {
+    /// After the switch, uninstall the previous app from the shop with its
+    /// own token (`appUninstall`, Admin API 2025-07 and later): Shopify
+    /// then revokes its token and removes whatever else it had there. The
+    /// previous token Secret is deleted too when the operator created it
+    /// (an OAuth install). Unset means false: the previous app stays
+    /// installed and only the subscriptions the operator owned are deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uninstall_previous: Option<bool>,
 }
 
 /// Where the shop's token lives.

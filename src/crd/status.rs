@@ -88,6 +88,87 @@ pub struct ShopifyShopStatus {
     /// the operator's OAuth endpoint, or a new token put there by hand).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_uninstalled: Option<AppUninstalled>,
+
+    /// The ShopifyApp whose token and subscriptions are live for this shop
+    /// (shops with `spec.appRef`). It differs from `spec.appRef` while a
+    /// handover to another app waits for the merchant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<LiveApp>,
+
+    /// The shop's move to another Shopify app: in progress, or the last one
+    /// (kept so the previous app's late `app/uninstalled` delivery is
+    /// recognised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<HandoverStatus>,
+}
+
+/// An app as a shop uses it (`status.app`, `status.handover.from`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveApp {
+    /// The ShopifyApp's name.
+    pub name: String,
+    /// Its client id (API key), when its status had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The Secret with this app's token for the shop.
+    pub token_secret: String,
+}
+
+/// A handover from one Shopify app to another (`status.handover`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct HandoverStatus {
+    /// `WaitingForInstall` (the previous app keeps everything until the
+    /// new app's token is in `spec.token.secretRef`), `Blocked` (see the
+    /// `AppHandover` condition), `Switching` (the new app is live; the
+    /// previous app's subscriptions are deleted once the new app's are all
+    /// in sync), `Complete` or `Cancelled` (`spec.appRef` was set back
+    /// before the switch).
+    #[schemars(with = "String")]
+    pub phase: HandoverPhase,
+    /// The app the shop moves away from.
+    pub from: LiveApp,
+    /// The ShopifyApp it moves to.
+    pub to: String,
+    /// Where the merchant installs the new app (the operator's per-app
+    /// OAuth route; needs `--public-url`), while it waits for that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_url: Option<String>,
+    /// The previous app's subscriptions the operator owned when the switch
+    /// began: the ones it deletes with the previous app's token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_subscriptions: Vec<String>,
+    /// When the new app became the live one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<Time>,
+    /// When the previous app's subscriptions were gone (deleted, or
+    /// removed by Shopify with its uninstall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+    /// Whether the previous app was uninstalled from the shop
+    /// (`spec.appHandover.uninstallPrevious`, or found already revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_uninstalled: Option<bool>,
+}
+
+/// Where a handover stands (`status.handover.phase`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HandoverPhase {
+    /// The new app has no usable token for the shop yet.
+    #[default]
+    WaitingForInstall,
+    /// Something a person must fix first (the `AppHandover` condition).
+    Blocked,
+    /// The new app is live; the previous app's subscriptions go next.
+    Switching,
+    /// Done: only the new app's subscriptions are left.
+    Complete,
+    /// `spec.appRef` was set back before the switch: nothing changed.
+    Cancelled,
+    /// A phase this version does not know (written by another version).
+    #[serde(other)]
+    Other,
 }
 
 /// A subscription of the operator's inventory that the spec no longer

@@ -78,13 +78,33 @@ pub(crate) async fn install_for(
         .list(&ListParams::default())
         .await
         .map_err(|e| from_kube(shop, "cannot list ShopifyShops", &e, Some(unknown(""))))?;
-    let targets: Vec<Target> = listed
+    let (targets, in_use): (Vec<ShopifyShop>, Vec<ShopifyShop>) = listed
         .items
         .into_iter()
         .filter(|s| {
             s.spec.domain.eq_ignore_ascii_case(shop)
                 && s.spec.app_ref.as_ref().is_some_and(|r| r.name == name)
         })
+        .partition(|s| holder_of_token_secret(s, name).is_none());
+    if targets.is_empty()
+        && let Some(s) = in_use.first()
+    {
+        // The new app's token would overwrite the live app's, which the
+        // move still needs: refused before the merchant goes to Shopify.
+        let holder = holder_of_token_secret(s, name).unwrap_or_default();
+        return Err(refuse(
+            StatusCode::CONFLICT,
+            shop,
+            "TokenSecretInUse",
+            &format!(
+                "ShopifyShop {ns}/{} moves to ShopifyApp {name}, but its spec.token.secretRef still holds ShopifyApp {holder}'s token; \
+                 name a new Secret for {name}'s token first",
+                s.name_any()
+            ),
+        ));
+    }
+    let targets: Vec<Target> = targets
+        .into_iter()
         .map(|s| Target {
             secret: (ns.to_string(), s.spec.token.secret_ref.name.clone()),
             shop: Some(s),
@@ -120,6 +140,13 @@ pub(crate) async fn install_for(
     })
 }
 
+/// The other app whose live token is in the Secret `shop` names for app
+/// `name`'s token (a move to `name` that kept the Secret), if any. Pure.
+fn holder_of_token_secret(shop: &ShopifyShop, name: &str) -> Option<String> {
+    let live = shop.status.as_ref()?.app.as_ref()?;
+    (live.name != name && live.token_secret == shop.spec.token.secret_ref.name).then(|| live.name.clone())
+}
+
 /// The ShopifyShop an install creates: `domain`, `appRef`, `token` and the
 /// template's labels, annotations and spec fields. Pure.
 pub(crate) fn shop_from_template(app: &ShopifyApp, domain: &str, token_secret: &str) -> ShopifyShop {
@@ -150,6 +177,7 @@ pub(crate) fn shop_from_template(app: &ShopifyApp, domain: &str, token_secret: &
             sync: spec.sync,
             management_policy: spec.management_policy,
             deletion_policy: spec.deletion_policy,
+            app_handover: None,
         },
     );
     shop.metadata.namespace = app.namespace();
@@ -262,6 +290,32 @@ pub(crate) async fn record(client: &Client, ns: &str, name: &str, seen: Seen, pr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_still_holding_another_apps_live_token_is_not_the_new_apps() {
+        let shop = |yaml: &str| -> ShopifyShop { serde_norway::from_str(yaml).unwrap() };
+        let kept = shop(
+            "{apiVersion: shopify-operator.dev/v1alpha1, kind: ShopifyShop, metadata: {name: online}, \
+             spec: {domain: a.myshopify.com, appRef: {name: oms}, token: {secretRef: {name: t}}}, \
+             status: {app: {name: oms-legacy, tokenSecret: t}}}",
+        );
+        assert_eq!(
+            holder_of_token_secret(&kept, "oms").as_deref(),
+            Some("oms-legacy")
+        );
+        let renamed = shop(
+            "{apiVersion: shopify-operator.dev/v1alpha1, kind: ShopifyShop, metadata: {name: online}, \
+             spec: {domain: a.myshopify.com, appRef: {name: oms}, token: {secretRef: {name: t2}}}, \
+             status: {app: {name: oms-legacy, tokenSecret: t}}}",
+        );
+        assert_eq!(holder_of_token_secret(&renamed, "oms"), None);
+        let same_app = shop(
+            "{apiVersion: shopify-operator.dev/v1alpha1, kind: ShopifyShop, metadata: {name: online}, \
+             spec: {domain: a.myshopify.com, appRef: {name: oms}, token: {secretRef: {name: t}}}, \
+             status: {app: {name: oms, tokenSecret: t}}}",
+        );
+        assert_eq!(holder_of_token_secret(&same_app, "oms"), None, "a reinstall");
+    }
 
     #[test]
     fn an_installed_shop_is_made_from_the_template() {

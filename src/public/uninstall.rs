@@ -27,7 +27,7 @@ use kube::{Resource, ResourceExt};
 use super::apps::Seen;
 use super::validate::{self, Invalid};
 use super::{Public, from_kube, invalid, refuse};
-use crate::crd::ShopifyShop;
+use crate::crd::{HandoverPhase, ShopifyShop};
 use crate::names::{FIELD_MANAGER, UNINSTALLED_TOPIC as TOPIC};
 use shopify_admin::hmac::SecretUsed;
 use shopify_admin::verify_webhook;
@@ -51,6 +51,30 @@ fn header<'a>(
         return Err(Invalid(label));
     }
     first.to_str().map(Some).map_err(|_| Invalid(label))
+}
+
+/// The shop as its live app sees it: `spec.appRef` and the token Secret of
+/// `status.app` when a move to another app has not switched yet.
+fn live_view(shop: &ShopifyShop) -> ShopifyShop {
+    let mut s = shop.clone();
+    if let (Some(live), Some(r)) = (
+        s.status.as_ref().and_then(|x| x.app.clone()),
+        s.spec.app_ref.as_mut(),
+    ) {
+        r.name = live.name;
+        s.spec.token.secret_ref.name = live.token_secret;
+    }
+    s
+}
+
+/// The ShopifyApp the shop moved away from, once the move switched: its
+/// deliveries are recognised and do not uninstall the shop.
+fn previous_app(shop: &ShopifyShop) -> Option<String> {
+    let status = shop.status.as_ref()?;
+    let h = status.handover.as_ref()?;
+    let live = status.app.as_ref().map(|a| a.name.as_str());
+    let switched = matches!(h.phase, HandoverPhase::Switching | HandoverPhase::Complete);
+    (switched && live != Some(h.from.name.as_str())).then(|| h.from.name.clone())
 }
 
 /// Records the uninstall on `shop` unless it already is, for this Secret.
@@ -141,7 +165,11 @@ pub async fn uninstalled(
         return unknown("no ShopifyShop for this shop").into_response();
     }
     let mut verified = Vec::new();
+    let mut from_previous = Vec::new();
     for s in shops {
+        // The app whose token is live decides: while a move to another app
+        // waits, that is still the previous one (`status.app`).
+        let s = live_view(&s);
         let creds = match crate::token_store::shop_app_credentials(&public.client, &s).await {
             Ok(c) => c,
             Err(e) if super::is_unavailable(&e) => {
@@ -156,7 +184,27 @@ pub async fn uninstalled(
         };
         if let Some(used) = creds.and_then(|c| verify_webhook(&body, hmac, &c.secret, c.previous.as_ref())) {
             verified.push((s, used == SecretUsed::Previous));
+        } else if let Some(app) = previous_app(&s) {
+            // The app the shop moved away from, uninstalled by the move
+            // (or by the merchant afterwards): not this shop's uninstall.
+            let ns = s.namespace().unwrap_or_default();
+            let creds = crate::token_store::named_app_credentials(&public.client, &ns, &app)
+                .await
+                .ok()
+                .flatten();
+            if let Some(used) =
+                creds.and_then(|c| verify_webhook(&body, hmac, &c.secret, c.previous.as_ref()))
+            {
+                from_previous.push((ns, app, used == SecretUsed::Previous));
+            }
         }
+    }
+    if verified.is_empty() && !from_previous.is_empty() {
+        for (ns, app, previous) in &from_previous {
+            tracing::info!(shop, namespace = %ns, app = %app, "app/uninstalled of the app the shop moved away from; the shop is not uninstalled");
+            super::apps::record(&public.client, ns, app, Seen::Uninstall, *previous).await;
+        }
+        return (StatusCode::OK, super::with_request_id("previous app")).into_response();
     }
     if verified.is_empty() {
         return refuse(

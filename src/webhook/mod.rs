@@ -56,6 +56,11 @@ pub struct TriggerArgs {
     /// PEM CA certificate(s) to trust besides the public roots (a private CA).
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Sign with this ShopifyApp's client secret (in the shop's namespace)
+    /// instead of the shop's app: while a shop moves between apps the OMS
+    /// receives deliveries signed by either, and should accept both.
+    #[arg(long)]
+    pub app: Option<String>,
     /// How long to wait for the answer (Shopify waits 5 s).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -245,15 +250,26 @@ async fn run(args: &TriggerArgs) -> Result<u8, String> {
         .map_err(|e| format!("reading ShopifyShop {}/{}: {e}", args.namespace, args.shop))?
         .ok_or_else(|| format!("ShopifyShop {}/{} not found", args.namespace, args.shop))?;
     let delivery = resolve(&shop, args)?;
-    let app = token_store::shop_app_credentials(&client, &shop)
-        .await
-        .map_err(|e| format!("reading the app Secret: {e}"))?
-        .ok_or_else(|| {
-            format!(
-                "shop {} has no spec.app Secret with client-id and client-secret: the delivery could not be signed",
-                args.shop
-            )
-        })?;
+    let app = match &args.app {
+        Some(name) => token_store::named_app_credentials(&client, &args.namespace, name)
+            .await
+            .map_err(|e| format!("reading ShopifyApp {name}'s Secret: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "ShopifyApp {}/{name} or its Secret with client-id and client-secret is missing: the delivery could not be signed",
+                    args.namespace
+                )
+            })?,
+        None => token_store::shop_app_credentials(&client, &shop)
+            .await
+            .map_err(|e| format!("reading the app Secret: {e}"))?
+            .ok_or_else(|| {
+                format!(
+                    "shop {} has no spec.app Secret with client-id and client-secret: the delivery could not be signed",
+                    args.shop
+                )
+            })?,
+    };
     let mut http = reqwest::Client::builder()
         .timeout(args.timeout)
         .redirect(reqwest::redirect::Policy::none());
@@ -330,6 +346,7 @@ mod tests {
             payload: None,
             api_version: None,
             ca_file: None,
+            app: None,
             timeout: Duration::from_secs(10),
         }
     }

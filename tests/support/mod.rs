@@ -284,6 +284,31 @@ impl Env {
             .expect("create secret");
     }
 
+    /// A ShopifyApp's credentials Secret `name` (`previous`: a secret being
+    /// rotated out).
+    pub async fn app_credentials(&self, name: &str, id: &str, secret: &str, previous: Option<&str>) {
+        self.secrets.lock().unwrap().push(secret.to_string());
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut data = json!({"client-id": id, "client-secret": secret});
+        if let Some(p) = previous {
+            data["previous-client-secret"] = json!(p);
+        }
+        let s = json!({"metadata": {"name": name}, "stringData": data});
+        api.create(&PostParams::default(), &serde_json::from_value(s).unwrap())
+            .await
+            .expect("create app Secret");
+    }
+
+    /// Creates ShopifyApp `name` with `spec`.
+    pub async fn create_app(&self, name: &str, spec: serde_json::Value) {
+        let api: Api<shopify_operator::crd::ShopifyApp> = Api::namespaced(self.client.clone(), &self.ns);
+        let app = json!({"apiVersion": "shopify-operator.dev/v1alpha1", "kind": "ShopifyApp",
+                         "metadata": {"name": name}, "spec": spec});
+        api.create(&PostParams::default(), &serde_json::from_value(app).unwrap())
+            .await
+            .expect("create ShopifyApp");
+    }
+
     pub async fn ingress(&self, name: &str, host: &str) {
         let ingresses: Api<Ingress> = Api::namespaced(self.client.clone(), &self.ns);
         let i: Ingress = serde_json::from_value(json!({

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::controller::conditions::{self, Cond, ConditionType, Reason, Status};
-use crate::crd::{ShopifyApp, ShopifyAppStatus, ShopifyShop};
+use crate::crd::{HandoverPhase, ShopifyApp, ShopifyAppStatus, ShopifyShop};
 use crate::token_store::{AppCredentials, text};
 
 /// The status without the public endpoints' fields: what this controller
@@ -44,7 +44,18 @@ pub(super) fn next_status(
     status.shops = Some(total);
     status.ready_shops = Some(ready_shops);
     status.shops_ready = Some(format!("{ready_shops}/{total}"));
+    status.shops_waiting = Some(i32::try_from(waiting_count(app, shops)).unwrap_or(i32::MAX));
     status
+}
+
+/// How many of `shops` move to `app` and wait for the merchant to install it.
+fn waiting_count(app: &ShopifyApp, shops: &[Arc<ShopifyShop>]) -> usize {
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    shops
+        .iter()
+        .filter_map(|s| s.status.as_ref()?.handover.as_ref())
+        .filter(|h| h.to == name && h.phase == HandoverPhase::WaitingForInstall)
+        .count()
 }
 
 /// `CredentialsValid`: whether the Secret exists and has both keys.
@@ -181,6 +192,27 @@ mod tests {
         assert_eq!(s.observed_generation, Some(2));
         let text = serde_json::to_string(&s).unwrap();
         assert!(!text.contains("hush"), "{text}");
+    }
+
+    #[test]
+    fn counts_the_shops_waiting_for_the_merchant_to_install_it() {
+        let moving = |to: &str, phase: &str| {
+            let mut s = shop("False").as_ref().clone();
+            s.status.as_mut().unwrap().handover = Some(
+                serde_json::from_value(serde_json::json!({
+                    "phase": phase, "to": to, "from": {"name": "oms-legacy", "tokenSecret": "t"}
+                }))
+                .unwrap(),
+            );
+            Arc::new(s)
+        };
+        let shops = [
+            moving("oms", "WaitingForInstall"),
+            moving("oms", "Blocked"),
+            moving("other", "WaitingForInstall"),
+            shop("True"),
+        ];
+        assert_eq!(waiting_count(&app(), &shops), 1);
     }
 
     #[test]

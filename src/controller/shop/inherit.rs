@@ -27,6 +27,7 @@ pub fn effective(shop: &ShopifyShopSpec, app: &ShopifyApp) -> ShopifyShopSpec {
         sync: merge_sync(&defaults.sync, &shop.sync),
         management_policy: shop.management_policy.or(defaults.management_policy),
         deletion_policy: shop.deletion_policy.or(defaults.deletion_policy),
+        app_handover: shop.app_handover.clone(),
     }
 }
 

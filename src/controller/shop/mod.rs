@@ -2,7 +2,9 @@
 //! named steps, and `error_policy`. The steps live in their own modules:
 //!
 //! 1. resolve_app — the ShopifyApp of `spec.appRef`: the shop as it
-//!    completes it (pure, `inherit`), and the allow-lists;
+//!    completes it (pure, `inherit`), and the allow-lists; then
+//!    `handover` — while `appRef` moves to another Shopify app, the app
+//!    the pass runs as (the previous one until the new one can take over);
 //! 2. finalizer — add or remove it for `deletionPolicy` (and clean up);
 //! 3. fetch — what the shop references: the Ingress host, the token Secret;
 //! 4. token — uninstall record, migration, refresh (writes the Secret);
@@ -11,6 +13,9 @@
 //! 7. status — build the status and the pass's Events (pure), record the
 //!    shop's gauges (`metrics`), and write the status only if it changed.
 //!
+//! Between 5 and 6, a pass that switched to a new app retires the previous
+//! one (`handover`) once the new app's subscriptions are in sync.
+//!
 //! Everything in this folder is used by the ShopifyShop controller only;
 //! `watches` (one level up) reaches in for the triggers it needs (`gate`,
 //! `inherit`, `sync`'s Job label). Talks to the apiserver and to Shopify.
@@ -18,6 +23,7 @@
 mod fetch;
 mod finalizer;
 pub(super) mod gate;
+mod handover;
 mod host;
 pub(super) mod inherit;
 mod metrics;
@@ -62,8 +68,11 @@ pub(super) async fn reconcile(shop: Arc<ShopifyShop>, ctx: Arc<Context>) -> Resu
 
 async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<Action, Error> {
     let ctx = ctx.as_ref();
-    // 1. The shop as its app completes it: everything below works on that.
+    // 1. The shop as its app completes it: everything below works on that —
+    //    as the previous app while a move to another waits.
     let resolved = resolve_app::resolve(ctx, shop.as_ref()).await?;
+    let handover::Handover { pass, next } = handover::prepare(ctx, shop.as_ref(), resolved).await?;
+    let resolved = &pass;
     let shop = resolved.shop.as_ref();
     // 2. The finalizer (and clean-up on deletion) comes before everything.
     if let Some(action) = finalizer::step(ctx, shop).await? {
@@ -79,15 +88,19 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
     // 5. Webhooks (and the token check with Shopify); a reconcile request
     //    re-checks the token and re-lists now, whatever the caches say.
     let requested = status::reconcile_request(shop);
-    let mut outcome = webhooks::step(ctx, &resolved, &tokens, host, requested.is_some()).await;
+    let mut outcome = webhooks::step(ctx, resolved, &tokens, host, requested.is_some()).await;
     if outcome.moved {
         tracing::info!("the shop moved to another shard; leaving it to its new owner");
         return Ok(Action::await_change());
     }
     let expires_at = tokens.expires_at;
+    let token = tokens.token(shop).ok();
     tokens
         .finish(ctx, shop, resolved.credentials.as_ref(), &mut outcome)
         .await?;
+    // 5b. A move to another app: the previous app goes once the new one's
+    //     subscriptions are in sync.
+    let app = next.finish(ctx, shop, token.as_ref(), &mut outcome).await;
     // 6. Sync Jobs; new ones only with a valid token.
     let token_valid = outcome.token.status == Status::True;
     let syncs = sync::reconcile(ctx, shop, token_valid)
@@ -95,7 +108,7 @@ async fn reconcile_shop(shop: &Arc<ShopifyShop>, ctx: &Arc<Context>) -> Result<A
         .map_err(Error::SyncJobs)?;
     // 7. Events (the steps' and one per condition transition), the gauges,
     //    then the status, written only if it changed.
-    let (next, notes) = status::build(&ctx.settings, shop, &outcome, &syncs, expires_at, requested);
+    let (next, notes) = status::build(&ctx.settings, shop, &outcome, &syncs, &app, expires_at, requested);
     for note in &notes {
         ctx.publish(shop, note).await;
     }

@@ -33,6 +33,9 @@ pub struct Resolved<'a> {
     /// Set when the app says its credentials are unusable: reported on the
     /// shop, which otherwise goes on (its webhooks don't need them).
     pub credentials: Option<Refusal>,
+    /// The app's client id, as its status has it (to tell two ShopifyApps
+    /// of one Shopify app from two apps).
+    pub client_id: Option<String>,
 }
 
 /// Resolves `shop`'s app and checks both allow-lists: the operator's
@@ -48,6 +51,7 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
             shop: Cow::Borrowed(shop),
             refusal: global,
             credentials: None,
+            client_id: None,
         });
     };
     let ns = shop.namespace().unwrap_or_default();
@@ -62,6 +66,7 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
                 ),
             })),
             credentials: None,
+            client_id: None,
         });
     };
     let mut effective = shop.clone();
@@ -92,6 +97,7 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
         shop: Cow::Owned(effective),
         refusal: global.or(outside),
         credentials,
+        client_id: app.status.as_ref().and_then(|s| s.client_id.clone()),
     })
 }
 

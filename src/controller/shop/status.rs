@@ -10,7 +10,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use kube::runtime::events::EventType;
 
-use super::{sync, webhooks};
+use super::{handover, sync, webhooks};
 use crate::controller::conditions::{self, Cond, ConditionType, Status, Transition};
 use crate::controller::{Context, Error, Note, Settings};
 use crate::crd::{ShopifyShop, ShopifyShopStatus, TopicState};
@@ -21,19 +21,26 @@ use crate::names::{FIELD_MANAGER, FLUX_REQUESTED_AT, RECONCILE_REQUESTED_AT};
 /// signals. `expires_at`: the access token's expiry (token step);
 /// `requested`: the reconcile request this pass handles. Pure but for the
 /// time it stamps.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build(
     settings: &Settings,
     shop: &ShopifyShop,
     outcome: &webhooks::Outcome,
     syncs: &sync::Outcome,
+    app: &handover::Finished,
     expires_at: Option<jiff::Timestamp>,
     requested: Option<&str>,
 ) -> (ShopifyShopStatus, Vec<Note>) {
     let mut notes: Vec<Note> = outcome.notes.iter().chain(&syncs.notes).cloned().collect();
-    let parts = [&outcome.token, &outcome.webhooks, &syncs.cond];
+    let mut parts = vec![&outcome.token, &outcome.webhooks, &syncs.cond];
+    parts.extend(app.cond.as_ref());
     notes.extend(transition_notes(shop, &parts, &notes));
     let extra = webhooks::extra_subscriptions(settings, shop).len();
     let mut status = next(shop, &parts, outcome, syncs, &conditions::now(), extra);
+    status.app = app.app.clone();
+    if let Some(record) = &app.record {
+        status.handover = Some(record.clone());
+    }
     status.token_expires_at = expires_at.map(Time);
     if let Some(value) = requested {
         status.last_handled_reconcile_at = Some(value.to_string());
