@@ -146,8 +146,7 @@ async fn a_revoked_token_fires_the_token_alert_and_a_new_token_resolves_it() {
             tokens: vec![TokenFixture {
                 access_token: token.into(),
                 scopes: vec!["read_orders".into()],
-                refresh_token: None,
-                expires_in_seconds: None,
+                ..Default::default()
             }],
             ..Default::default()
         }],

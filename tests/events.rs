@@ -28,6 +28,7 @@ fn fixture() -> Fixture {
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         refresh_token: None,
         expires_in_seconds: None,
+        client_id: None,
     };
     Fixture {
         shops: vec![ShopFixture {

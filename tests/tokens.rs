@@ -30,6 +30,7 @@ fn fixture() -> Fixture {
                 scopes: vec!["read_orders".into()],
                 refresh_token: Some("shprt_first".into()),
                 expires_in_seconds: Some(120),
+                ..Default::default()
             }],
             ..Default::default()
         }],

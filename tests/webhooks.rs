@@ -44,6 +44,7 @@ fn one_shop(domain: &str, token: &str, subs: &[(&str, &str)]) -> Fixture {
                 ],
                 refresh_token: None,
                 expires_in_seconds: None,
+                client_id: None,
             }],
             subscriptions: subs
                 .iter()
