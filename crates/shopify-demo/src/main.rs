@@ -1,8 +1,11 @@
 //! `shopify-demo`: the operator's main job on an embedded default. Starts a
 //! local control plane and shopify-sim with the seed shops, applies
 //! `examples/demo/` with kubectl, runs the controller, shows the cutover is a
-//! no-op, then changes the Ingress host and shows every subscription follow.
-//! Local only (loopback).
+//! no-op, changes the Ingress host and shows every subscription follow, then
+//! hands one shop over to a new Shopify app (`handover`). Local only
+//! (loopback).
+
+mod handover;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -151,8 +154,11 @@ async fn main() -> Result<(), BoxError> {
         base_url: sim.base_url(),
         ..ClientConfig::default()
     })?;
-    let settings = Settings::with_resync(Duration::from_secs(30));
-    let ctx = Arc::new(Context::new(client.clone(), shopify, settings));
+    let mut settings = Settings::with_resync(Duration::from_secs(30));
+    // Where the install URL of a move to another app points (the demo
+    // serves no public endpoints: the install is simulated).
+    settings.public_url = Some("https://shopify-operator.example".parse()?);
+    let ctx = Arc::new(Context::new(client.clone(), shopify.clone(), settings));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let controller = tokio::spawn(controller::run(ctx, async {
         let _ = stop_rx.await;
@@ -233,6 +239,13 @@ async fn main() -> Result<(), BoxError> {
         );
     }
     print!("{}", events(&cp, "SubscriptionsUpdated")?);
+
+    let old_client = fixture
+        .app
+        .as_ref()
+        .map(|a| a.client_id.clone())
+        .unwrap_or_default();
+    handover::run(&cp, &client, &sim, &shopify, &old_client).await?;
 
     if !args.exit {
         let kubeconfig = cp.dir.join("demo.kubeconfig");
