@@ -283,6 +283,11 @@ async fn a_shop_moves_to_another_app_with_no_gap() {
         "True",
         "the merchant acts"
     );
+    let (_, _, message) = env.condition("online", "AppHandover").await.unwrap();
+    assert!(
+        message.contains(&url),
+        "the merchant's URL, in the message and so the Event: {message}"
+    );
     assert_eq!(env.published("online", "Warning", "WaitingForInstall").await, 1);
     let apps: Api<ShopifyApp> = Api::namespaced(env.client.clone(), &env.ns);
     wait_for("oms counts the shop waiting", Duration::from_secs(60), || async {
@@ -370,6 +375,19 @@ async fn a_shop_moves_to_another_app_with_no_gap() {
     env.wait_condition("online", "Ready", "True", None).await;
 }
 
+/// Puts `token` in the new app's Secret, as a reinstall would.
+async fn set_token(env: &Env, token: &str) {
+    env.secrets.lock().unwrap().push(token.into());
+    Api::<Secret>::namespaced(env.client.clone(), &env.ns)
+        .patch(
+            "online-oms-token",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"access-token": token}})),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_refuses_a_shared_secret_cancels_and_waits_for_scopes() {
     let env = start("handover-held", true).await;
@@ -397,14 +415,19 @@ async fn a_move_refuses_a_shared_secret_cancels_and_waits_for_scopes() {
     );
     assert_eq!(env.sim.counters(SHOP).mutations, 0);
 
-    // The new app's token lacks a scope a topic needs: blocked, naming it.
-    env.token_secret("online-oms-token", NARROW_TOKEN).await;
+    // A token of another app in the new Secret: blocked, nothing switched.
+    env.token_secret("online-oms-token", LEGACY_TOKEN).await;
     patch_spec(
         &env,
         json!({"appRef": {"name": "oms"}, "token": {"secretRef": {"name": "online-oms-token"}},
                "appHandover": {"uninstallPrevious": true}}),
     )
     .await;
+    wait_handover(&env, "False", "TokenAppMismatch").await;
+    assert!(subscriptions(&env, OMS_ID).is_empty(), "nothing switched");
+
+    // The new app's token lacks a scope a topic needs: blocked, naming it.
+    set_token(&env, NARROW_TOKEN).await;
     wait_handover(&env, "False", "MissingScopes").await;
     let (_, _, message) = env.condition("online", "AppHandover").await.unwrap();
     assert!(
@@ -415,15 +438,7 @@ async fn a_move_refuses_a_shared_secret_cancels_and_waits_for_scopes() {
     assert_eq!(subscriptions(&env, LEGACY_ID).len(), 2);
 
     // Reinstalled with the scope: the switch, and the previous app goes.
-    env.secrets.lock().unwrap().push(OMS_TOKEN.into());
-    Api::<Secret>::namespaced(env.client.clone(), &env.ns)
-        .patch(
-            "online-oms-token",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"stringData": {"access-token": OMS_TOKEN}})),
-        )
-        .await
-        .unwrap();
+    set_token(&env, OMS_TOKEN).await;
     wait_handover(&env, "True", "HandedOver").await;
     let handover = shop_status(&env).await.handover.unwrap();
     assert_eq!(handover.previous_uninstalled, Some(true));

@@ -133,7 +133,8 @@ pub(super) async fn prepare<'a>(
                 to: target.name.clone(),
                 ..Default::default()
             };
-            match readiness(ctx, shop, &resolved, &target, &from).await {
+            let url = install_url(ctx, shop, &target.name);
+            match readiness(ctx, shop, &resolved, &target, &from, url.as_deref()).await {
                 None => {
                     record.phase = HandoverPhase::Switching;
                     record.previous_subscriptions = webhooks::inventory::owned(shop.status.as_ref())
@@ -152,7 +153,7 @@ pub(super) async fn prepare<'a>(
                 Some((phase, cond)) => {
                     record.phase = phase;
                     if cond.reason == Reason::WaitingForInstall {
-                        record.install_url = install_url(ctx, shop, &target.name);
+                        record.install_url = url;
                     }
                     let pass = as_previous(ctx, shop, &resolved, &from).await?;
                     (Course::Held { from, record, cond }, Some(pass))
@@ -168,13 +169,15 @@ pub(super) async fn prepare<'a>(
 
 /// Why the new app cannot take over yet (`None`: it can), as the phase it
 /// leaves the handover in and its `AppHandover` condition. One token check
-/// with Shopify, only once its Secret has a token.
+/// with Shopify, only once its Secret has a token. `url`: where the
+/// merchant installs the new app, for the message (and so the Event).
 async fn readiness(
     ctx: &Context,
     shop: &ShopifyShop,
     resolved: &Resolved<'_>,
     target: &LiveApp,
     from: &LiveApp,
+    url: Option<&str>,
 ) -> Option<(HandoverPhase, Cond)> {
     let held = |phase, reason, message: String| {
         Some((
@@ -212,12 +215,16 @@ async fn readiness(
             ),
         );
     }
+    let at = url.map_or_else(
+        || " (no --public-url: put its token in the Secret by hand)".to_string(),
+        |u| format!(" at {u}"),
+    );
     let waiting = |why: String| {
         held(
             HandoverPhase::WaitingForInstall,
             Reason::WaitingForInstall,
             format!(
-                "moving from ShopifyApp {old} to {new}: {why}; {old} keeps the webhooks and syncs until the merchant installs {new}"
+                "moving from ShopifyApp {old} to {new}: {why}; {old} keeps the webhooks and syncs until the merchant installs {new}{at}"
             ),
         )
     };
