@@ -529,3 +529,51 @@ async fn a_move_killed_between_its_steps_finishes_with_no_gap_or_duplicate() {
     assert_no_gap(&env, since);
     env.wait_condition("online", "Ready", "True", None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn going_back_after_the_switch_is_a_move_the_other_way_and_an_uninstalled_app_is_left_to_shopify() {
+    let env = start("handover-back", false).await;
+    let since = SystemTime::now();
+    let to_oms = json!({"appRef": {"name": "oms"}, "token": {"secretRef": {"name": "online-oms-token"}}});
+    let to_legacy =
+        json!({"appRef": {"name": "oms-legacy"}, "token": {"secretRef": {"name": "online-shopify-token"}}});
+    env.token_secret("online-oms-token", OMS_TOKEN).await;
+    patch_spec(&env, to_oms.clone()).await;
+    wait_handover(&env, "True", "HandedOver").await;
+    assert_eq!(subscriptions(&env, OMS_ID), one_per_topic());
+    assert!(subscriptions(&env, LEGACY_ID).is_empty());
+
+    // The Git revert: the previous app is still installed and its Secret
+    // kept, so the shop moves straight back, with no gap either way.
+    patch_spec(&env, to_legacy).await;
+    wait_for("the move back", Duration::from_secs(60), || async {
+        let s = shop_status(&env).await;
+        let h = s.handover?;
+        (h.phase == HandoverPhase::Complete && h.to == "oms-legacy").then_some(())
+    })
+    .await;
+    assert_eq!(subscriptions(&env, LEGACY_ID), one_per_topic());
+    assert!(subscriptions(&env, OMS_ID).is_empty());
+    assert_no_gap(&env, since);
+    env.wait_condition("online", "Ready", "True", None).await;
+
+    // The merchant uninstalls the live app, then the shop moves on: the
+    // previous token answers 401, so nothing is deleted with it (Shopify
+    // removed its subscriptions) and the move completes.
+    assert!(env.sim.uninstall_app(SHOP, LEGACY_ID));
+    patch_spec(&env, to_oms).await;
+    wait_for("the move to oms once more", Duration::from_secs(60), || async {
+        let h = shop_status(&env).await.handover?;
+        (h.phase == HandoverPhase::Complete && h.to == "oms").then_some(h)
+    })
+    .await;
+    let h = shop_status(&env).await.handover.unwrap();
+    assert_eq!(h.previous_uninstalled, Some(true));
+    let (_, _, message) = env.condition("online", "AppHandover").await.unwrap();
+    assert!(message.contains("uninstalled"), "{message}");
+    assert_eq!(subscriptions(&env, OMS_ID), one_per_topic());
+    // Its token Secret was made by hand: kept.
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.ns);
+    assert!(secrets.get_opt("online-shopify-token").await.unwrap().is_some());
+    env.wait_condition("online", "Ready", "True", None).await;
+}
