@@ -250,10 +250,28 @@ fn assert_no_gap(env: &Env, since: SystemTime) {
     }
 }
 
-/// Waits for the shop's `AppHandover` condition.
+/// Waits for the shop's `AppHandover` condition; a timeout names the
+/// status the shop has instead.
 async fn wait_handover(env: &Env, status: &str, reason: &str) {
-    env.wait_condition("online", "AppHandover", status, Some(reason))
-        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some((s, r, _)) = env.condition("online", "AppHandover").await
+            && s == status
+            && r == reason
+        {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let shop = env.shops().get("online").await.unwrap();
+            panic!(
+                "timed out waiting for AppHandover={status} {reason} (operator log: {}); generation {:?}, status: {}",
+                env.log_path().display(),
+                shop.metadata.generation,
+                serde_json::to_string_pretty(&shop.status).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,15 +253,27 @@ async fn readiness(
             ),
         );
     }
-    if let (Some(key), Some(id)) = (&info.api_key, &target.client_id)
-        && key != id
-    {
+    // The one check that keeps the previous app's own token (copied into
+    // the new Secret) from passing for the new app's: a switch would then
+    // retire the very subscriptions it just "adopted". Nothing switches
+    // unless both sides are known and agree.
+    let expected = match &target.client_id {
+        Some(id) => Some(id.clone()),
+        None => client_id_of(ctx, resolved.shop.as_ref()).await,
+    };
+    let mismatch = match (&info.api_key, &expected) {
+        (Some(key), Some(id)) if key == id => None,
+        (Some(_), Some(_)) => Some(format!("belongs to another app than ShopifyApp {new}")),
+        (None, _) => Some("could not be matched to an app: Shopify did not name the token's app".to_string()),
+        (_, None) => Some(format!(
+            "could not be matched to ShopifyApp {new}: its credentials Secret has no client-id yet"
+        )),
+    };
+    if let Some(why) = mismatch {
         return held(
             HandoverPhase::Blocked,
             Reason::TokenAppMismatch,
-            format!(
-                "the token in Secret {secret} belongs to another app than ShopifyApp {new}; {old} keeps the webhooks and syncs"
-            ),
+            format!("the token in Secret {secret} {why}; {old} keeps the webhooks and syncs"),
         );
     }
     let extra = webhooks::extra_subscriptions(&ctx.settings, resolved.shop.as_ref())
@@ -282,6 +294,18 @@ async fn readiness(
         );
     }
     None
+}
+
+/// The client id in the credentials Secret `shop` (as its app completes
+/// it) names, when its ShopifyApp's status has none yet.
+async fn client_id_of(ctx: &Context, shop: &ShopifyShop) -> Option<String> {
+    let secret = &shop.spec.app.as_ref()?.secret_ref.name;
+    let ns = shop.namespace().unwrap_or_default();
+    crate::token_store::app_credentials(&ctx.client, &ns, secret)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.client_id)
 }
 
 /// The new app's install URL for this shop: the operator's per-app OAuth
