@@ -94,9 +94,16 @@ pub(super) async fn prepare<'a>(
             next: Next(Course::Unmanaged),
         });
     };
+    // The client id from the app's status, else from its credentials
+    // Secret: the status records it from the first pass on, so it never
+    // changes later by itself (a write on some later pass).
+    let client_id = match &resolved.client_id {
+        Some(id) => Some(id.clone()),
+        None => client_id_of(ctx, resolved.shop.as_ref()).await,
+    };
     let target = LiveApp {
         name: app_ref.name.clone(),
-        client_id: resolved.client_id.clone(),
+        client_id,
         token_secret: shop.spec.token.secret_ref.name.clone(),
     };
     let stored = shop.status.as_ref().and_then(|s| s.handover.clone());
@@ -257,11 +264,7 @@ async fn readiness(
     // the new Secret) from passing for the new app's: a switch would then
     // retire the very subscriptions it just "adopted". Nothing switches
     // unless both sides are known and agree.
-    let expected = match &target.client_id {
-        Some(id) => Some(id.clone()),
-        None => client_id_of(ctx, resolved.shop.as_ref()).await,
-    };
-    let mismatch = match (&info.api_key, &expected) {
+    let mismatch = match (&info.api_key, &target.client_id) {
         (Some(key), Some(id)) if key == id => None,
         (Some(_), Some(_)) => Some(format!("belongs to another app than ShopifyApp {new}")),
         (None, _) => Some("could not be matched to an app: Shopify did not name the token's app".to_string()),
