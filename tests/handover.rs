@@ -185,6 +185,11 @@ fn one_per_topic() -> Vec<(String, String)> {
     out
 }
 
+/// The move in Git: ShopifyApp `oms`, and a Secret of its own for its token.
+fn to_oms() -> serde_json::Value {
+    json!({"appRef": {"name": "oms"}, "token": {"secretRef": {"name": "online-oms-token"}}})
+}
+
 async fn patch_spec(env: &Env, spec: serde_json::Value) {
     env.shops()
         .patch(
@@ -280,11 +285,7 @@ async fn a_shop_moves_to_another_app_with_no_gap() {
     let since = SystemTime::now();
 
     // The move, in Git: another app, a Secret for its token.
-    patch_spec(
-        &env,
-        json!({"appRef": {"name": "oms"}, "token": {"secretRef": {"name": "online-oms-token"}}}),
-    )
-    .await;
+    patch_spec(&env, to_oms()).await;
     wait_handover(&env, "False", "WaitingForInstall").await;
     let status = shop_status(&env).await;
     let handover = status.handover.clone().unwrap();
@@ -494,11 +495,7 @@ async fn a_move_refuses_a_shared_secret_cancels_and_waits_for_scopes() {
 async fn a_move_killed_between_its_steps_finishes_with_no_gap_or_duplicate() {
     let mut env = start("handover-kill", false).await;
     let since = SystemTime::now();
-    patch_spec(
-        &env,
-        json!({"appRef": {"name": "oms"}, "token": {"secretRef": {"name": "online-oms-token"}}}),
-    )
-    .await;
+    patch_spec(&env, to_oms()).await;
     wait_handover(&env, "False", "WaitingForInstall").await;
     // The next mutation is applied and its answer never comes.
     let hang = || Fault::TimeoutAfterApply {
@@ -552,11 +549,10 @@ async fn a_move_killed_between_its_steps_finishes_with_no_gap_or_duplicate() {
 async fn going_back_after_the_switch_is_a_move_the_other_way_and_an_uninstalled_app_is_left_to_shopify() {
     let env = start("handover-back", false).await;
     let since = SystemTime::now();
-    let to_oms = json!({"appRef": {"name": "oms"}, "token": {"secretRef": {"name": "online-oms-token"}}});
     let to_legacy =
         json!({"appRef": {"name": "oms-legacy"}, "token": {"secretRef": {"name": "online-shopify-token"}}});
     env.token_secret("online-oms-token", OMS_TOKEN).await;
-    patch_spec(&env, to_oms.clone()).await;
+    patch_spec(&env, to_oms()).await;
     wait_handover(&env, "True", "HandedOver").await;
     assert_eq!(subscriptions(&env, OMS_ID), one_per_topic());
     assert!(subscriptions(&env, LEGACY_ID).is_empty());
@@ -579,7 +575,7 @@ async fn going_back_after_the_switch_is_a_move_the_other_way_and_an_uninstalled_
     // previous token answers 401, so nothing is deleted with it (Shopify
     // removed its subscriptions) and the move completes.
     assert!(env.sim.uninstall_app(SHOP, LEGACY_ID));
-    patch_spec(&env, to_oms).await;
+    patch_spec(&env, to_oms()).await;
     wait_for("the move to oms once more", Duration::from_secs(60), || async {
         let h = shop_status(&env).await.handover?;
         (h.phase == HandoverPhase::Complete && h.to == "oms").then_some(h)
