@@ -140,18 +140,11 @@ pub async fn shop_app_credentials(
     shop: &ShopifyShop,
 ) -> Result<Option<AppCredentials>, kube::Error> {
     let ns = shop.namespace().unwrap_or_default();
-    let secret = match (&shop.spec.app, &shop.spec.app_ref) {
-        (Some(app), _) => app.secret_ref.name.clone(),
-        (None, Some(r)) => {
-            let apps: Api<ShopifyApp> = Api::namespaced(client.clone(), &ns);
-            match apps.get_opt(&r.name).await? {
-                Some(app) => app.spec.credentials_secret_ref.name,
-                None => return Ok(None),
-            }
-        }
-        (None, None) => return Ok(None),
-    };
-    app_credentials(client, &ns, &secret).await
+    match (&shop.spec.app, &shop.spec.app_ref) {
+        (Some(app), _) => app_credentials(client, &ns, &app.secret_ref.name).await,
+        (None, Some(r)) => named_app_credentials(client, &ns, &r.name).await,
+        (None, None) => Ok(None),
+    }
 }
 
 /// Stores a freshly granted token (OAuth install) in Secret `name`: creates
