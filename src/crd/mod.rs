@@ -433,6 +433,20 @@ fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+impl ShopifyShop {
+    /// The shop as it runs with `app`: that ShopifyApp in `spec.appRef`
+    /// and its token Secret in `spec.token` (while a move to another app
+    /// waits, the previous one). Never written back. Pure.
+    pub fn running_as(&self, app: &LiveApp) -> ShopifyShop {
+        let mut shop = self.clone();
+        if let Some(r) = shop.spec.app_ref.as_mut() {
+            r.name = app.name.clone();
+        }
+        shop.spec.token.secret_ref.name = app.token_secret.clone();
+        shop
+    }
+}
+
 impl ShopifyShopSpec {
     /// `spec.adminApiVersion` or the default.
     pub fn admin_api_version_or_default(&self) -> &str {

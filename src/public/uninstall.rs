@@ -56,15 +56,10 @@ fn header<'a>(
 /// The shop as its live app sees it: `spec.appRef` and the token Secret of
 /// `status.app` when a move to another app has not switched yet.
 fn live_view(shop: &ShopifyShop) -> ShopifyShop {
-    let mut s = shop.clone();
-    if let (Some(live), Some(r)) = (
-        s.status.as_ref().and_then(|x| x.app.clone()),
-        s.spec.app_ref.as_mut(),
-    ) {
-        r.name = live.name;
-        s.spec.token.secret_ref.name = live.token_secret;
+    match shop.status.as_ref().and_then(|s| s.app.as_ref()) {
+        Some(live) if shop.spec.app_ref.is_some() => shop.running_as(live),
+        _ => shop.clone(),
     }
-    s
 }
 
 /// The ShopifyApp the shop moved away from, once the move switched: its

@@ -33,8 +33,8 @@ pub struct Resolved<'a> {
     /// Set when the app says its credentials are unusable: reported on the
     /// shop, which otherwise goes on (its webhooks don't need them).
     pub credentials: Option<Refusal>,
-    /// The app's client id, as its status has it (to tell two ShopifyApps
-    /// of one Shopify app from two apps).
+    /// The app's client id, from its status or its credentials Secret (to
+    /// tell two ShopifyApps of one Shopify app from two apps).
     pub client_id: Option<String>,
 }
 
@@ -97,8 +97,22 @@ pub async fn resolve<'a>(ctx: &Context, shop: &'a ShopifyShop) -> Result<Resolve
         shop: Cow::Owned(effective),
         refusal: global.or(outside),
         credentials,
-        client_id: app.status.as_ref().and_then(|s| s.client_id.clone()),
+        client_id: client_id(ctx, &ns, &app).await,
     })
+}
+
+/// The app's client id: from its status, else (before the app controller
+/// has written one) from its credentials Secret, so a shop records the same
+/// id from its first pass on.
+async fn client_id(ctx: &Context, ns: &str, app: &ShopifyApp) -> Option<String> {
+    if let Some(id) = app.status.as_ref().and_then(|s| s.client_id.clone()) {
+        return Some(id);
+    }
+    crate::token_store::app_credentials(&ctx.client, ns, &app.spec.credentials_secret_ref.name)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.client_id)
 }
 
 /// The ShopifyApp `ns/name`: from the store, else (a shop and its app

@@ -94,16 +94,9 @@ pub(super) async fn prepare<'a>(
             next: Next(Course::Unmanaged),
         });
     };
-    // The client id from the app's status, else from its credentials
-    // Secret: the status records it from the first pass on, so it never
-    // changes later by itself (a write on some later pass).
-    let client_id = match &resolved.client_id {
-        Some(id) => Some(id.clone()),
-        None => client_id_of(ctx, resolved.shop.as_ref()).await,
-    };
     let target = LiveApp {
         name: app_ref.name.clone(),
-        client_id,
+        client_id: resolved.client_id.clone(),
         token_secret: shop.spec.token.secret_ref.name.clone(),
     };
     let stored = shop.status.as_ref().and_then(|s| s.handover.clone());
@@ -299,18 +292,6 @@ async fn readiness(
     None
 }
 
-/// The client id in the credentials Secret `shop` (as its app completes
-/// it) names, when its ShopifyApp's status has none yet.
-async fn client_id_of(ctx: &Context, shop: &ShopifyShop) -> Option<String> {
-    let secret = &shop.spec.app.as_ref()?.secret_ref.name;
-    let ns = shop.namespace().unwrap_or_default();
-    crate::token_store::app_credentials(&ctx.client, &ns, secret)
-        .await
-        .ok()
-        .flatten()
-        .map(|c| c.client_id)
-}
-
 /// The new app's install URL for this shop: the operator's per-app OAuth
 /// route, when `--public-url` is set.
 fn install_url(ctx: &Context, shop: &ShopifyShop, app: &str) -> Option<String> {
@@ -332,11 +313,7 @@ async fn as_previous<'a>(
     resolved: &Resolved<'_>,
     from: &LiveApp,
 ) -> Result<Resolved<'a>, Error> {
-    let mut previous = shop.clone();
-    if let Some(r) = previous.spec.app_ref.as_mut() {
-        r.name = from.name.clone();
-    }
-    previous.spec.token.secret_ref.name = from.token_secret.clone();
+    let previous = shop.running_as(from);
     let r = resolve_app::resolve(ctx, &previous).await?;
     if r.refusal
         .as_ref()
