@@ -514,20 +514,10 @@ fn register_shop_types(b: SchemaBuilder, f: Features) -> SchemaBuilder {
 
 /// `AppUninstallPayload` and its error type (2025-07 on).
 fn register_uninstall_types(b: SchemaBuilder) -> SchemaBuilder {
-    let error = Object::new("AppUninstallAppUninstallError")
-        .field(leaf::<UserError>(
-            "code",
-            TypeRef::named("AppUninstallAppUninstallErrorCode"),
-            |e| enum_value(e.code),
-        ))
-        .field(leaf::<UserError>(
-            "field",
-            TypeRef::named_nn_list(TypeRef::STRING),
-            |e| e.field.as_deref().map_or(Value::Null, str_list),
-        ))
-        .field(leaf::<UserError>("message", nn(TypeRef::STRING), |e| {
-            str_value(&e.message)
-        }));
+    let error = coded_user_error(
+        "AppUninstallAppUninstallError",
+        "AppUninstallAppUninstallErrorCode",
+    );
     let payload = Object::new("AppUninstallPayload")
         .field(child::<UninstallView>("app", TypeRef::named("App"), |u| {
             u.app.as_ref().map(any)
@@ -598,20 +588,7 @@ fn register_payload_types(b: SchemaBuilder) -> SchemaBuilder {
     for action in ["Create", "Update"] {
         let error_type = format!("PubSubWebhookSubscription{action}UserError");
         let code_type = format!("{error_type}Code");
-        let error = Object::new(error_type.as_str())
-            .field(leaf::<UserError>(
-                "code",
-                TypeRef::named(code_type.as_str()),
-                |e| enum_value(e.code),
-            ))
-            .field(leaf::<UserError>(
-                "field",
-                TypeRef::named_nn_list(TypeRef::STRING),
-                |e| e.field.as_deref().map_or(Value::Null, str_list),
-            ))
-            .field(leaf::<UserError>("message", nn(TypeRef::STRING), |e| {
-                str_value(&e.message)
-            }));
+        let error = coded_user_error(&error_type, &code_type);
         let errors = child::<Payload>(
             "userErrors",
             TypeRef::named_nn_list_nn(error_type.as_str()),
@@ -627,6 +604,23 @@ fn register_payload_types(b: SchemaBuilder) -> SchemaBuilder {
             );
     }
     b
+}
+
+/// A mutation's own error type: `code` (an enum named `code_type`),
+/// `field` and `message`, as Shopify's typed userErrors have them.
+fn coded_user_error(name: &str, code_type: &str) -> Object {
+    Object::new(name)
+        .field(leaf::<UserError>("code", TypeRef::named(code_type), |e| {
+            enum_value(e.code)
+        }))
+        .field(leaf::<UserError>(
+            "field",
+            TypeRef::named_nn_list(TypeRef::STRING),
+            |e| e.field.as_deref().map_or(Value::Null, str_list),
+        ))
+        .field(leaf::<UserError>("message", nn(TypeRef::STRING), |e| {
+            str_value(&e.message)
+        }))
 }
 
 /// A stable pseudo-id for a shop's gid, so repeated queries agree.
