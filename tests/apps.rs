@@ -17,7 +17,9 @@ use shopify_admin::ClientSecret;
 use shopify_admin::hmac::sign_webhook;
 use shopify_operator::crd::ShopifyApp;
 use shopify_sim::{AppFixture, Fixture, ShopFixture};
-use support::{Consented, Env, browse, consent, http_addr, shop_fixture, wait_for, wait_logged};
+use support::{
+    Consented, Env, browse, consent, http_addr, job_template, shop_fixture, wait_for, wait_logged,
+};
 
 const PUBLIC_URL: &str = "https://operator.example";
 const STAGING_SHOP: &str = "ps-staging.myshopify.com";
@@ -57,11 +59,6 @@ fn fixture() -> Fixture {
             },
         ],
     }
-}
-
-fn job_template() -> serde_json::Value {
-    json!({"spec": {"template": {"spec": {"restartPolicy": "Never",
-        "containers": [{"name": "sync", "image": "oms:1"}]}}}})
 }
 
 async fn app_status(env: &Env, name: &str) -> shopify_operator::crd::ShopifyAppStatus {

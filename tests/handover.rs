@@ -23,7 +23,7 @@ use shopify_admin::hmac::sign_webhook;
 use shopify_operator::crd::{HandoverPhase, ShopifyApp, ShopifyShopStatus};
 use shopify_sim::timeline::{overlap, uncovered};
 use shopify_sim::{AppFixture, Fault, Fixture, ShopFixture, SubscriptionFixture, TokenFixture};
-use support::{Env, LOST_RESPONSE_HANG, browse, consent, http_addr, wait_for};
+use support::{Env, LOST_RESPONSE_HANG, browse, consent, http_addr, job_template, wait_for};
 
 const SHOP: &str = "ps-direct-fulfilment-online.myshopify.com";
 const HOST: &str = "oms.popsockets.com";
@@ -90,11 +90,6 @@ fn fixture() -> Fixture {
             },
         ],
     }
-}
-
-fn job_template() -> serde_json::Value {
-    json!({"spec": {"template": {"spec": {"restartPolicy": "Never",
-        "containers": [{"name": "sync", "image": "oms:1"}]}}}})
 }
 
 /// Both ShopifyApps, the legacy token Secret (`managed`: labelled as the
@@ -255,28 +250,10 @@ fn assert_no_gap(env: &Env, since: SystemTime) {
     }
 }
 
-/// Waits for the shop's `AppHandover` condition; a timeout names the
-/// status the shop has instead.
+/// Waits for the shop's `AppHandover` condition.
 async fn wait_handover(env: &Env, status: &str, reason: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some((s, r, _)) = env.condition("online", "AppHandover").await
-            && s == status
-            && r == reason
-        {
-            return;
-        }
-        if std::time::Instant::now() > deadline {
-            let shop = env.shops().get("online").await.unwrap();
-            panic!(
-                "timed out waiting for AppHandover={status} {reason} (operator log: {}); generation {:?}, status: {}",
-                env.log_path().display(),
-                shop.metadata.generation,
-                serde_json::to_string_pretty(&shop.status).unwrap()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    env.wait_condition("online", "AppHandover", status, Some(reason))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

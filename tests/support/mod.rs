@@ -164,6 +164,12 @@ pub fn shop_fixture(
     }
 }
 
+/// A sync's `jobTemplate`: one container that runs once.
+pub fn job_template() -> serde_json::Value {
+    json!({"spec": {"template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "sync", "image": "oms:1"}]}}}})
+}
+
 /// The seed fixture (`examples/sim-seed.yaml`).
 pub fn seed_fixture() -> Fixture {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/sim-seed.yaml"))
@@ -350,17 +356,29 @@ impl Env {
             .map(|c| (c.status, c.reason, c.message))
     }
 
-    /// Waits until `type_` has `status` (and `reason`, if given).
+    /// Waits until `type_` has `status` (and `reason`, if given); a timeout
+    /// names the status the shop has instead.
     pub async fn wait_condition(&self, name: &str, type_: &str, status: &str, reason: Option<&str>) {
-        let what = format!(
-            "{name} {type_}={status} {reason:?} (operator log: {})",
-            self.log_path().display()
-        );
-        wait_for(&what, Duration::from_secs(60), || async {
-            let (s, r, _) = self.condition(name, type_).await?;
-            (s == status && reason.is_none_or(|want| want == r)).then_some(())
-        })
-        .await
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((s, r, _)) = self.condition(name, type_).await
+                && s == status
+                && reason.is_none_or(|want| want == r)
+            {
+                return;
+            }
+            if Instant::now() > deadline {
+                let shop = self.shops().get_opt(name).await.ok().flatten();
+                panic!(
+                    "timed out after 60s waiting for {name} {type_}={status} {reason:?} (operator log: {}); \
+                     generation {:?}, status: {}",
+                    self.log_path().display(),
+                    shop.as_ref().and_then(|s| s.metadata.generation),
+                    serde_json::to_string_pretty(&shop.and_then(|s| s.status)).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Writes of the operator so far (from the audit log).
