@@ -17,7 +17,6 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
-use super::conditions::ConditionType;
 use super::shop::{error_policy, gate, inherit, reconcile, sync};
 use super::{Context, app};
 use crate::crd::{ShopifyApp, ShopifyShop};
@@ -143,11 +142,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             }
             // A deleted shop's condition series go with it.
             Ok(watcher::Event::Delete(shop)) => {
-                gone.forget_shop(
-                    shop.namespace().as_deref().unwrap_or_default(),
-                    &shop.name_any(),
-                    &ConditionType::ALL.map(ConditionType::as_str),
-                );
+                gone.forget_shop(shop.namespace().as_deref().unwrap_or_default(), &shop.name_any());
             }
             _ => {}
         })

@@ -1,8 +1,6 @@
 //! Prometheus metrics (OpenMetrics text via prometheus-client). No I/O: the
 //! HTTP server encodes [`Metrics::encode`] on `/metrics`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -11,6 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+mod shops;
 
 /// `result` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,103 +43,6 @@ pub struct JobLabels {
     pub outcome: String,
 }
 
-/// Labels of `shopify_shop_condition`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConditionLabels {
-    /// Shop namespace.
-    pub namespace: String,
-    /// Shop name.
-    pub name: String,
-    /// Condition type.
-    pub condition: String,
-    /// `True`, `False`, `Unknown`.
-    pub status: String,
-}
-
-/// Labels of `shopify_shop_condition_reason`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    /// Shop namespace.
-    pub namespace: String,
-    /// Shop name.
-    pub name: String,
-    /// Condition type.
-    pub condition: String,
-    /// The condition's current reason.
-    pub reason: String,
-}
-
-/// Labels of `shopify_shop_served_api_version`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VersionLabels {
-    /// Shop namespace.
-    pub namespace: String,
-    /// Shop name.
-    pub name: String,
-    /// `spec.adminApiVersion` (or its default).
-    pub requested: String,
-    /// What Shopify served instead (`X-Shopify-Api-Version`).
-    pub served: String,
-}
-
-/// Labels of `shopify_shop_api_deprecated`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DeprecationLabels {
-    /// Shop namespace.
-    pub namespace: String,
-    /// Shop name.
-    pub name: String,
-    /// The version Shopify served (`X-Shopify-Api-Version`).
-    pub version: String,
-}
-
-/// A gauge family with at most one series per key (shop, or shop and
-/// condition), value 1: setting new labels for a key removes the old
-/// series, so label values that change (a reason, a version) never leave
-/// stale series behind and the series count stays bounded by the keys.
-struct OneSeries<L> {
-    family: Family<L, Gauge>,
-    current: Mutex<HashMap<(String, String, String), L>>,
-}
-
-impl<L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static>
-    OneSeries<L>
-{
-    fn new() -> Self {
-        OneSeries {
-            family: Family::default(),
-            current: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Sets the series of `key` to `labels` (`None`: no series).
-    fn set(&self, key: (String, String, String), labels: Option<L>) {
-        let mut current = self.current.lock().expect("series");
-        let old = match &labels {
-            Some(l) => current.insert(key, l.clone()),
-            None => current.remove(&key),
-        };
-        if let Some(old) = old.filter(|o| Some(o) != labels.as_ref()) {
-            self.family.remove(&old);
-        }
-        if let Some(l) = labels {
-            self.family.get_or_create(&l).set(1);
-        }
-    }
-
-    /// Drops every series of a shop.
-    fn forget(&self, namespace: &str, name: &str) {
-        let mut current = self.current.lock().expect("series");
-        current.retain(|(ns, n, _), labels| {
-            let keep = ns != namespace || n != name;
-            if !keep {
-                self.family.remove(labels);
-            }
-            keep
-        });
-    }
-}
-
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -162,14 +65,9 @@ pub struct Metrics {
     /// 1 while this process holds the leader Lease (or runs without
     /// leader election), 0 while it is a standby.
     pub leader: Gauge,
-    /// 1 for each shop's current condition status, 0 for the others.
-    pub shop_condition: Family<ConditionLabels, Gauge>,
-    /// 1 for each shop condition's current reason (one series each).
-    shop_condition_reason: OneSeries<ReasonLabels>,
-    /// 1 while Shopify serves a shop another API version than it asks for.
-    shop_served_version: OneSeries<VersionLabels>,
-    /// 1 while Shopify flags a shop's requests as using something deprecated.
-    shop_api_deprecated: OneSeries<DeprecationLabels>,
+    /// Each shop's condition, reason, served-version and deprecation
+    /// series (one compact record per shop, see [`shops`]).
+    shops: shops::ShopGauges,
 }
 
 impl Default for Metrics {
@@ -192,10 +90,7 @@ impl Metrics {
             sync_jobs: Family::default(),
             status_writes: Counter::default(),
             leader: Gauge::default(),
-            shop_condition: Family::default(),
-            shop_condition_reason: OneSeries::new(),
-            shop_served_version: OneSeries::new(),
-            shop_api_deprecated: OneSeries::new(),
+            shops: shops::ShopGauges::default(),
         };
         let ours = m.registry.sub_registry_with_prefix("shopify_operator");
         ours.register("reconciles", "Reconciles by result", m.reconciles.clone());
@@ -231,27 +126,7 @@ impl Metrics {
             m.status_writes.clone(),
         );
         ours.register("leader", "1 while this replica is the leader", m.leader.clone());
-        // Unprefixed: the name people alert on, `shopify_shop_condition{condition="Ready",status="False"} == 1`.
-        m.registry.register(
-            "shopify_shop_condition",
-            "1 for the current status of each shop condition",
-            m.shop_condition.clone(),
-        );
-        m.registry.register(
-            "shopify_shop_condition_reason",
-            "1 for the current reason of each shop condition",
-            m.shop_condition_reason.family.clone(),
-        );
-        m.registry.register(
-            "shopify_shop_served_api_version",
-            "1 while Shopify serves a shop another Admin API version than it asks for",
-            m.shop_served_version.family.clone(),
-        );
-        m.registry.register(
-            "shopify_shop_api_deprecated",
-            "1 while Shopify answers a shop's requests with X-Shopify-API-Deprecated-Reason",
-            m.shop_api_deprecated.family.clone(),
-        );
+        m.registry.register_collector(Box::new(m.shops.clone()));
         m
     }
 
@@ -284,68 +159,24 @@ impl Metrics {
     /// Sets a shop's condition series: 1 for `status`, 0 for the others,
     /// and its reason series.
     pub fn shop_condition(&self, namespace: &str, name: &str, condition: &str, status: &str, reason: &str) {
-        self.shop_condition_reason.set(
-            (namespace.into(), name.into(), condition.into()),
-            Some(ReasonLabels {
-                namespace: namespace.into(),
-                name: name.into(),
-                condition: condition.into(),
-                reason: reason.into(),
-            }),
-        );
-        for s in ["True", "False", "Unknown"] {
-            let labels = ConditionLabels {
-                namespace: namespace.into(),
-                name: name.into(),
-                condition: condition.into(),
-                status: s.into(),
-            };
-            self.shop_condition
-                .get_or_create(&labels)
-                .set(i64::from(s == status));
-        }
+        self.shops.condition(namespace, name, condition, status, reason);
     }
 
     /// Sets (or, with `served` `None`, clears) the shop's served-version
     /// series.
     pub fn served_version(&self, namespace: &str, name: &str, requested: &str, served: Option<&str>) {
-        let labels = served.map(|served| VersionLabels {
-            namespace: namespace.into(),
-            name: name.into(),
-            requested: requested.into(),
-            served: served.into(),
-        });
-        self.shop_served_version
-            .set((namespace.into(), name.into(), String::new()), labels);
+        self.shops.served(namespace, name, requested, served);
     }
 
     /// Sets (or, with `version` `None`, clears) the shop's deprecation
     /// series: Shopify flagged its requests at the served `version`.
     pub fn api_deprecated(&self, namespace: &str, name: &str, version: Option<&str>) {
-        let labels = version.map(|version| DeprecationLabels {
-            namespace: namespace.into(),
-            name: name.into(),
-            version: version.into(),
-        });
-        self.shop_api_deprecated
-            .set((namespace.into(), name.into(), String::new()), labels);
+        self.shops.deprecated(namespace, name, version);
     }
 
     /// Drops a deleted shop's condition, reason and version series.
-    pub fn forget_shop(&self, namespace: &str, name: &str, conditions: &[&str]) {
-        self.shop_condition_reason.forget(namespace, name);
-        self.shop_served_version.forget(namespace, name);
-        self.shop_api_deprecated.forget(namespace, name);
-        for condition in conditions {
-            for s in ["True", "False", "Unknown"] {
-                self.shop_condition.remove(&ConditionLabels {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                    condition: (*condition).into(),
-                    status: s.into(),
-                });
-            }
-        }
+    pub fn forget_shop(&self, namespace: &str, name: &str) {
+        self.shops.forget(namespace, name);
     }
 
     /// The OpenMetrics text exposition.
@@ -456,7 +287,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("reason=\"Reconciled\"} 1"), "{text}");
-        m.forget_shop("oms", "online", &["Ready"]);
+        m.forget_shop("oms", "online");
         assert!(!m.encode().contains("name=\"online\""));
     }
 
