@@ -85,6 +85,20 @@ impl Walk {
                 "Warnings {r} after the transition into {type_}={reason}"
             );
         }
+        // A repeat within minutes (the same reason and note: Shopify
+        // failing twice the same way) is a count on the first Event's
+        // series, not a second object.
+        let mut notes: Vec<_> = self
+            .env
+            .events("shop", reason)
+            .await
+            .into_iter()
+            .map(|e| e.note)
+            .collect();
+        let all = notes.len();
+        notes.sort();
+        notes.dedup();
+        assert_eq!(notes.len(), all, "{reason}: one Event object per note: {notes:?}");
     }
 
     async fn expect_ready(&self) {
@@ -215,6 +229,14 @@ async fn each_failing_reason_is_one_warning_and_recovery_one_normal_event() {
         .await;
     walk.shopify_answers(503, "WebhooksSynced", "ShopifyUnavailable", "Reconciling")
         .await;
+    // The same failure again at once: the same Event, counted twice.
+    walk.shopify_answers(503, "WebhooksSynced", "ShopifyUnavailable", "Reconciling")
+        .await;
+    let unavailable = walk.env.events("shop", "ShopifyUnavailable").await;
+    assert!(
+        unavailable.len() == 1 && unavailable[0].series.as_ref().is_some_and(|s| s.count == 2),
+        "the second ShopifyUnavailable is the first one's series: {unavailable:?}"
+    );
 
     // A new generation while Shopify fails is not observed yet (kstatus:
     // InProgress), and is once the change reached Shopify.

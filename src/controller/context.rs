@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::EventType;
 use kube::{Client, Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
@@ -165,7 +165,7 @@ pub struct Context {
     /// Ingresses, as the trigger watch sees them (no GET per pass).
     pub(super) ingresses:
         std::sync::OnceLock<kube::runtime::reflector::Store<k8s_openapi::api::networking::v1::Ingress>>,
-    recorder: Recorder,
+    events: super::events::Publisher,
     failures: Mutex<HashMap<String, u32>>,
     passes: Mutex<HashMap<String, RecentPass>>,
 }
@@ -192,12 +192,12 @@ impl RecentPass {
 impl Context {
     /// A context for `client` and `shopify`.
     pub fn new(client: Client, shopify: ShopifyClient, settings: Settings) -> Self {
-        let reporter = Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: super::events::Publisher::new(
+                client.clone(),
+                FIELD_MANAGER,
+                std::env::var("POD_NAME").ok(),
+            ),
             client,
             shopify,
             settings,
@@ -283,19 +283,20 @@ impl Context {
         }
     }
 
+    /// Publishes `note` about `shop` (a repeat within minutes counts on
+    /// the first Event's series).
     pub(super) async fn publish(&self, shop: &ShopifyShop, note: &Note) {
-        let event = KubeEvent {
-            type_: note.type_,
-            reason: note.reason.into(),
-            note: Some(note.message.chars().take(1000).collect()),
-            action: note.action.into(),
-            secondary: None,
+        let message: String = note.message.chars().take(1000).collect();
+        let draft = super::events::Draft {
+            type_: match note.type_ {
+                EventType::Normal => "Normal",
+                EventType::Warning => "Warning",
+            },
+            reason: note.reason,
+            action: note.action,
+            note: &message,
         };
-        // An Event that can't be written (namespace terminating, RBAC) must
-        // never block the reconcile.
-        if let Err(e) = self.recorder.publish(&event, &shop.object_ref(&())).await {
-            tracing::debug!(error = %e, "event not published");
-        }
+        self.events.publish(&draft, &shop.object_ref(&())).await;
     }
 
     /// Per-shop backoff: 2 s doubling to the resync interval; reset on

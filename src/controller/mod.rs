@@ -18,6 +18,7 @@ pub mod clock;
 pub(crate) mod conditions;
 mod context;
 mod error;
+mod events;
 pub(crate) mod reasons;
 mod shop;
 mod watches;
