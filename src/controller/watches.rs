@@ -21,6 +21,9 @@ use super::shop::{error_policy, gate, inherit, reconcile, sync};
 use super::{Context, app};
 use crate::crd::{ShopifyApp, ShopifyShop};
 
+/// The annotation client-side apply keeps the last applied manifest in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// A hash of what a reconcile acts on: spec (via generation), annotations
 /// (triggers), finalizers and deletion. Status and managed fields are left
 /// out on purpose.
@@ -122,8 +125,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let shop_stream = watcher(shops, shop_config)
         .backoff(watch_backoff())
         // managedFields are never read here (status is applied, finalizers
-        // are merge-patched) and are most of a cached shop's memory.
-        .modify(|shop| shop.managed_fields_mut().clear())
+        // are merge-patched) and are most of a cached shop's memory; nor is
+        // the copy of the whole manifest that client-side `kubectl apply`
+        // (Argo CD's default) keeps in an annotation.
+        .modify(|shop| {
+            shop.managed_fields_mut().clear();
+            shop.annotations_mut().remove(LAST_APPLIED);
+        })
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(
