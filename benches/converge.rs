@@ -78,7 +78,8 @@
 //! `BENCH_PPROF_SECONDS`; `--quick` / `BENCH_QUICK=1` skips the steady and
 //! idle phases; `--report` only redraws the plot and prints the table from
 //! the stored JSON. The operator inherits the environment, so
-//! `MAX_CONCURRENT_RECONCILES` or `MALLOC_ARENA_MAX` reach it;
+//! `MAX_CONCURRENT_RECONCILES` reaches it; `MALLOC_ARENA_MAX` is 2, as the
+//! image and chart ship it, unless the environment sets it;
 //! `BENCH_OPERATOR_WRAPPER="heaptrack -o /tmp/op"` runs it under a profiler
 //! (its RSS and CPU are then the wrapper's). It prints numbers and asserts no
 //! timings; without `--bench` (as under `cargo test --benches`) it does
@@ -104,6 +105,14 @@ use testenv::{AuditWrite, ControlPlane, Options, Supervised};
 /// The old way beside ours (the `Registry` strategy on 10 workers).
 #[path = "converge/baseline.rs"]
 mod baseline;
+
+/// The operator's apiserver writes replayed by a minimal client.
+#[path = "converge/floor.rs"]
+mod floor;
+
+/// Churn over many resyncs, watched for leaks (`BENCH_SOAK`).
+#[path = "converge/soak.rs"]
+mod soak;
 
 const TOPICS: [&str; 8] = [
     "orders/create",
@@ -149,6 +158,8 @@ struct Settings {
     shards: usize,
     /// Length of each kube-apiserver CPU profile window (0: no profiles).
     pprof_seconds: u64,
+    /// Resync cycles of the soak (`BENCH_SOAK`; `None`: no soak).
+    soak: Option<usize>,
 }
 
 fn settings() -> Option<Settings> {
@@ -168,6 +179,7 @@ fn settings() -> Option<Settings> {
         baseline: env("BENCH_BASELINE").is_none_or(|v| v != "0"),
         shards: 1,
         pprof_seconds: 10,
+        soak: None,
     };
     if let Some(p) = env("BENCH_PPROF_SECONDS") {
         s.pprof_seconds = p.parse().expect("BENCH_PPROF_SECONDS is a number of seconds");
@@ -176,6 +188,7 @@ fn settings() -> Option<Settings> {
     let mut shops = env("SHOPS");
     let mut latency = env("LATENCY_MS");
     let mut resync = env("BENCH_RESYNC");
+    let mut soak = env("BENCH_SOAK");
     if let Some(o) = env("BENCH_OUT") {
         s.out = PathBuf::from(o);
     }
@@ -194,6 +207,7 @@ fn settings() -> Option<Settings> {
             "--latency-ms" => latency = value(),
             "--resync" => resync = value(),
             "--shards" => shards = value(),
+            "--soak" => soak = value(),
             "--out" => s.out = PathBuf::from(value().unwrap_or_default()),
             "--quick" => s.quick = true,
             "--report" => s.report_only = true,
@@ -220,6 +234,10 @@ fn settings() -> Option<Settings> {
     }
     if let Some(ms) = latency {
         s.latency = Duration::from_millis(ms.parse().expect("LATENCY_MS is a number of milliseconds"));
+    }
+    if let Some(c) = soak {
+        let cycles: usize = c.trim().parse().expect("BENCH_SOAK is a number of resync cycles");
+        s.soak = (cycles > 0).then_some(cycles);
     }
     if let Some(r) = resync {
         s.resync = Some(humantime::parse_duration(&r).expect("BENCH_RESYNC like 20s"));
@@ -996,6 +1014,13 @@ struct Run {
     /// The old way's host change on its own simulator, with its ratios to
     /// `host_change` (absent with `BENCH_BASELINE=0` and in older files).
     baseline: Option<baseline::Baseline>,
+    /// The operator's host change and cold start writes replayed by a
+    /// minimal client, with the ratios (absent in older files).
+    #[serde(default)]
+    floor: Option<floor::Floor>,
+    /// The soak (`BENCH_SOAK`; absent without it and in older files).
+    #[serde(default)]
+    soak: Option<soak::Soak>,
 }
 
 fn one() -> usize {
@@ -1030,7 +1055,11 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
     out.setup
         .insert("control_plane_s".into(), started.elapsed().as_secs_f64());
     let t = Instant::now();
-    let sim = sim::start(sim_config(n, s.latency)).await?;
+    let mut config = sim_config(n, s.latency);
+    if let Some(cycles) = s.soak {
+        soak::provision_tokens(&mut config.fixture, cycles);
+    }
+    let sim = sim::start(config).await?;
     out.setup.insert("simulator_s".into(), t.elapsed().as_secs_f64());
     let client = cp.admin_client().await?;
     let ns = cp.namespace("bench").await?;
@@ -1089,6 +1118,10 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
                 .env("HTTP_ADDR", "127.0.0.1:0")
                 .env("RUST_LOG", "info")
                 .env("LOG_FORMAT", "text");
+            // Measure what ships: the Dockerfile and the chart set 2 arenas.
+            if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                cmd.env("MALLOC_ARENA_MAX", "2");
+            }
             if s.shards == 1 {
                 return (String::new(), cp.dir.join("operator.log"), cmd);
             }
@@ -1245,13 +1278,21 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
         w.stop_operator();
         return Ok(out);
     }
+    // The Events the floor replays: the host change's, before later phases
+    // publish others.
+    let events = floor::operator_events(&w.client, &w.ns).await;
     if !s.quick {
         steady_and_idle(&mut w, &mut out, resync).await;
+    }
+    if let Some(cycles) = s.soak {
+        out.soak = Some(soak::run(&mut w, cycles, resync).await);
     }
     if let Some(m) = out.machine.as_mut() {
         m.loadavg_after = loadavg();
     }
     w.stop_operator();
+    out.floor = Some(floor::run(&w, &out, &events).await);
+    eprint!("{}", floor::rows(&out));
     control_plane_cost(&mut w, &mut out, s).await;
     w.sim.shutdown().await;
     // The bench's own kube-apiserver (if any) before testenv's etcd.
@@ -2028,6 +2069,8 @@ fn table(runs: &[Run]) -> String {
         if r.shards > 1 {
             s.push_str(&per_process(r));
         }
+        s.push_str(&floor::rows(r));
+        s.push_str(&soak::rows(r));
         s.push_str(&costs(r));
         s.push_str(&baseline::rows(r));
     }
@@ -2538,6 +2581,9 @@ fn write_report(dir: &Path, fresh: &[Run], s: &Settings) -> std::io::Result<Vec<
     ]);
     std::fs::write(&path, serde_json::to_string_pretty(&report)? + "\n")?;
     std::fs::write(dir.join("converge.svg"), svg(&report.runs))?;
+    if let Some(plot) = soak::svg(&report.runs) {
+        std::fs::write(dir.join("soak.svg"), plot)?;
+    }
     Ok(report.runs)
 }
 
