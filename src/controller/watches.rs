@@ -24,6 +24,39 @@ use crate::crd::{ShopifyApp, ShopifyShop};
 /// The annotation client-side apply keeps the last applied manifest in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// What the shop cache keeps of a shop: everything a pass reads, in as
+/// little memory as it fits. managedFields are never read here (status is
+/// applied, finalizers are merge-patched) and are most of a shop as the
+/// apiserver sends it; nor is the copy of the whole manifest that
+/// client-side `kubectl apply` (Argo CD's default) keeps in an annotation.
+/// Both are dropped, not emptied: an empty list or map still holds its
+/// allocation (a B-tree keeps a 540-byte leaf). Lists are decoded by
+/// doubling, so `status.webhooks` of 9 entries holds room for 16: each is
+/// cut to its length.
+fn trim_for_cache(shop: &mut ShopifyShop) {
+    let meta = &mut shop.metadata;
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+    if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        meta.labels = None;
+    }
+    if let Some(webhooks) = shop.spec.webhooks.as_mut() {
+        webhooks.topics.shrink_to_fit();
+        webhooks.subscriptions.shrink_to_fit();
+    }
+    if let Some(status) = shop.status.as_mut() {
+        status.conditions.shrink_to_fit();
+        status.webhooks.shrink_to_fit();
+        status.orphaned_subscriptions.shrink_to_fit();
+        status.sync.shrink_to_fit();
+    }
+}
+
 /// A hash of what a reconcile acts on: spec (via generation), annotations
 /// (triggers), finalizers and deletion. Status and managed fields are left
 /// out on purpose.
@@ -124,14 +157,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     };
     let shop_stream = watcher(shops, shop_config)
         .backoff(watch_backoff())
-        // managedFields are never read here (status is applied, finalizers
-        // are merge-patched) and are most of a cached shop's memory; nor is
-        // the copy of the whole manifest that client-side `kubectl apply`
-        // (Argo CD's default) keeps in an annotation.
-        .modify(|shop| {
-            shop.managed_fields_mut().clear();
-            shop.annotations_mut().remove(LAST_APPLIED);
-        })
+        .modify(trim_for_cache)
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(
@@ -207,7 +233,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 .backoff(watch_backoff())
                 // The store is written before the trigger goes out, so the
                 // pass it triggers reads the new host.
-                .modify(|i| i.managed_fields_mut().clear())
+                .modify(|i| i.metadata.managed_fields = None)
                 .reflect(ingress_writer)
                 .touched_objects(),
             move |ingress: Ingress| {
@@ -325,4 +351,77 @@ impl Iterator for NoBackoff {
 
 impl kube::runtime::utils::Backoff for NoBackoff {
     fn reset(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shop as client-side `kubectl apply` and the operator leave it.
+    const APPLIED: &str = r#"
+apiVersion: shopify-operator.dev/v1alpha1
+kind: ShopifyShop
+metadata:
+  name: online
+  namespace: oms
+  generation: 2
+  labels: {}
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{"spec":{"domain":"online.myshopify.com"}}'
+  finalizers: [shopify-operator.dev/subscriptions]
+  managedFields:
+    - {manager: kubectl-client-side-apply, operation: Update, apiVersion: shopify-operator.dev/v1alpha1}
+    - {manager: shopify-operator, operation: Apply, apiVersion: shopify-operator.dev/v1alpha1, subresource: status}
+spec:
+  domain: online.myshopify.com
+  token: {secretRef: {name: online-token}}
+  webhooks:
+    endpoint: {host: oms.popsockets.com}
+    topics: [orders/create, orders/updated, orders/paid, orders/cancelled, orders/fulfilled]
+status:
+  observedGeneration: 2
+  webhookHost: oms.popsockets.com
+  webhooks:
+    - {topic: orders/create, address: https://oms.popsockets.com/webhooks/orders_create, state: InSync}
+    - {topic: orders/updated, address: https://oms.popsockets.com/webhooks/orders_updated, state: InSync}
+    - {topic: orders/paid, address: https://oms.popsockets.com/webhooks/orders_paid, state: InSync}
+    - {topic: orders/cancelled, address: https://oms.popsockets.com/webhooks/orders_cancelled, state: InSync}
+    - {topic: orders/fulfilled, address: https://oms.popsockets.com/webhooks/orders_fulfilled, state: InSync}
+"#;
+
+    #[test]
+    fn the_cache_keeps_what_a_pass_reads_in_no_more_room_than_it_needs() {
+        let applied: ShopifyShop = serde_norway::from_str(APPLIED).expect("fixture");
+        let mut cached = applied.clone();
+        trim_for_cache(&mut cached);
+        // Gone, not emptied: an empty list or map keeps its allocation.
+        assert_eq!(cached.metadata.managed_fields, None);
+        assert_eq!(cached.metadata.annotations, None);
+        assert_eq!(cached.metadata.labels, None);
+        // What a pass reads is all there.
+        assert_eq!(cached.spec, applied.spec);
+        assert_eq!(cached.status, applied.status);
+        assert_eq!(cached.metadata.finalizers, applied.metadata.finalizers);
+        assert_eq!(acted_upon(&cached), {
+            let mut bare = applied.clone();
+            bare.metadata.annotations = None;
+            bare.metadata.labels = None;
+            acted_upon(&bare)
+        });
+        let status = cached.status.as_ref().expect("status");
+        assert_eq!(status.webhooks.capacity(), status.webhooks.len());
+        let topics = &cached.spec.webhooks.as_ref().expect("webhooks").topics;
+        assert_eq!(topics.capacity(), topics.len());
+    }
+
+    #[test]
+    fn other_annotations_stay() {
+        let mut shop: ShopifyShop = serde_norway::from_str(APPLIED).expect("fixture");
+        shop.annotations_mut()
+            .insert(crate::names::RECONCILE_REQUESTED_AT.into(), "1".into());
+        trim_for_cache(&mut shop);
+        let annotations = shop.metadata.annotations.expect("annotations");
+        assert_eq!(annotations.len(), 1);
+        assert!(annotations.contains_key(crate::names::RECONCILE_REQUESTED_AT));
+    }
 }
