@@ -72,13 +72,41 @@ impl Settings {
 /// spec change re-checks. In memory only: the fingerprint never leaves the
 /// process.
 #[derive(Default)]
-pub struct TokenChecks(Mutex<HashMap<String, TokenCheck>>);
+pub struct TokenChecks(Mutex<Checks>);
 
+#[derive(Default)]
+struct Checks {
+    by_uid: HashMap<String, TokenCheck>,
+    /// Scope lists, each kept once: the shops of one app share one (a
+    /// shop's own copy was half of its entry). Bounded by the distinct
+    /// scope sets the apps were granted, so never pruned.
+    scopes: std::collections::HashSet<Arc<[String]>>,
+}
+
+/// One check: only what a later pass reads of Shopify's answer.
 struct TokenCheck {
     fingerprint: [u8; 32],
     generation: Option<i64>,
     at: std::time::Instant,
-    info: TokenInfo,
+    shop_name: Box<str>,
+    myshopify_domain: Box<str>,
+    scopes: Arc<[String]>,
+    api_key: Option<Box<str>>,
+}
+
+impl TokenCheck {
+    /// The answer as the pass saw it (its cost and versions were the first
+    /// pass's, so they are not kept).
+    fn info(&self) -> TokenInfo {
+        TokenInfo {
+            shop_name: self.shop_name.to_string(),
+            myshopify_domain: self.myshopify_domain.to_string(),
+            plan: None,
+            scopes: self.scopes.to_vec(),
+            api_key: self.api_key.as_deref().map(str::to_string),
+            meta: Default::default(),
+        }
+    }
 }
 
 impl TokenChecks {
@@ -91,33 +119,44 @@ impl TokenChecks {
     /// The cached check for this shop, if made with this token for this
     /// generation less than `max_age` ago.
     pub fn get(&self, shop: &ShopifyShop, token: &AccessToken, max_age: Duration) -> Option<TokenInfo> {
-        let map = self.0.lock().expect("token cache");
-        map.get(&shop.uid().unwrap_or_default())
+        let checks = self.0.lock().expect("token cache");
+        checks
+            .by_uid
+            .get(&shop.uid().unwrap_or_default())
             .filter(|c| {
                 c.fingerprint == Self::fingerprint(token)
                     && c.generation == shop.metadata.generation
                     && c.at.elapsed() < max_age
             })
-            .map(|c| c.info.clone())
+            .map(TokenCheck::info)
     }
 
     /// Remembers a successful check.
     pub fn put(&self, shop: &ShopifyShop, token: &AccessToken, info: TokenInfo) {
+        let mut checks = self.0.lock().expect("token cache");
+        let scopes = match checks.scopes.get(info.scopes.as_slice()) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<[String]> = info.scopes.into();
+                checks.scopes.insert(shared.clone());
+                shared
+            }
+        };
         let check = TokenCheck {
             fingerprint: Self::fingerprint(token),
             generation: shop.metadata.generation,
             at: std::time::Instant::now(),
-            info,
+            shop_name: info.shop_name.into(),
+            myshopify_domain: info.myshopify_domain.into(),
+            scopes,
+            api_key: info.api_key.map(String::into_boxed_str),
         };
-        self.0
-            .lock()
-            .expect("token cache")
-            .insert(shop.uid().unwrap_or_default(), check);
+        checks.by_uid.insert(shop.uid().unwrap_or_default(), check);
     }
 
     /// Forgets the shop's check (401, a token for another shop).
     pub fn forget(&self, uid: &str) {
-        self.0.lock().expect("token cache").remove(uid);
+        self.0.lock().expect("token cache").by_uid.remove(uid);
     }
 }
 
@@ -317,6 +356,57 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shop(uid: &str, generation: i64) -> ShopifyShop {
+        serde_norway::from_str(&format!(
+            "metadata: {{name: s, namespace: oms, uid: {uid}, generation: {generation}}}\n\
+             spec: {{domain: s.myshopify.com, token: {{secretRef: {{name: t}}}}}}\n"
+        ))
+        .expect("shop")
+    }
+
+    fn info(domain: &str, scopes: &[&str]) -> TokenInfo {
+        TokenInfo {
+            shop_name: "Shop".into(),
+            myshopify_domain: domain.into(),
+            plan: Some("Basic".into()),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            api_key: Some("client-id".into()),
+            meta: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_token_check_keeps_what_a_pass_reads_and_shares_scope_lists() {
+        let checks = TokenChecks::default();
+        let (a, b) = (shop("uid-a", 1), shop("uid-b", 1));
+        let token = AccessToken::new("shpat_a".into());
+        let scopes = ["read_orders", "read_products"];
+        checks.put(&a, &token, info("a.myshopify.com", &scopes));
+        checks.put(&b, &token, info("b.myshopify.com", &scopes));
+        let got = checks.get(&a, &token, Duration::MAX).expect("cached");
+        assert_eq!(got.myshopify_domain, "a.myshopify.com");
+        assert_eq!(got.shop_name, "Shop");
+        assert_eq!(got.scopes, scopes);
+        assert_eq!(got.api_key.as_deref(), Some("client-id"));
+        let map = checks.0.lock().unwrap();
+        assert_eq!(map.scopes.len(), 1, "one list for both shops");
+        assert!(Arc::ptr_eq(
+            &map.by_uid["uid-a"].scopes,
+            &map.by_uid["uid-b"].scopes
+        ));
+        drop(map);
+        // Another token, another generation or a forgotten shop: asked again.
+        assert!(
+            checks
+                .get(&a, &AccessToken::new("shpat_b".into()), Duration::MAX)
+                .is_none()
+        );
+        assert!(checks.get(&shop("uid-a", 2), &token, Duration::MAX).is_none());
+        checks.forget("uid-a");
+        assert!(checks.get(&a, &token, Duration::MAX).is_none());
+        assert!(checks.get(&b, &token, Duration::MAX).is_some());
+    }
 
     #[test]
     fn a_pass_is_reused_only_from_the_status_stored_after_it() {
