@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::bucket::{Bucket, DEFAULT_BUCKET_MAXIMUM, MAX_SINGLE_QUERY_COST};
 pub use super::config::{ClientConfig, ClientStats, DEFAULT_MUTATION_COST, MAX_PAGE_SIZE};
@@ -25,11 +25,35 @@ pub(super) struct ShopState {
     pub(super) served: Option<ServedVersion>,
     pub(super) requests: u64,
     /// Learned `requestedQueryCost` per unit, by operation.
-    pub(super) unit_cost: HashMap<&'static str, f64>,
+    pub(super) unit_cost: Learned,
     /// Learned `actualQueryCost` per unit, by operation.
-    pub(super) unit_actual: HashMap<&'static str, f64>,
+    pub(super) unit_actual: Learned,
     /// How many subscriptions the last complete listing found.
     pub(super) listed: Option<usize>,
+}
+
+/// How long a shop's connection is kept after its last request.
+const IDLE_CONNECTION: Duration = Duration::from_secs(5);
+
+/// A number learned per operation: a short list, not a map, since a shop
+/// sees a handful of operations and the client keeps one per shop (a hash
+/// map's table was most of a shop's state at 10,000 shops).
+#[derive(Debug, Default)]
+pub(super) struct Learned(Vec<(&'static str, f64)>);
+
+impl Learned {
+    /// The value learned for `op`, if any.
+    pub(super) fn get(&self, op: &str) -> Option<f64> {
+        self.0.iter().find(|(name, _)| *name == op).map(|(_, v)| *v)
+    }
+
+    /// Learns `value` for `op`.
+    pub(super) fn insert(&mut self, op: &'static str, value: f64) {
+        match self.0.iter_mut().find(|(name, _)| *name == op) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((op, value)),
+        }
+    }
 }
 
 /// The first page of a listing: what the shop had last time plus room to
@@ -53,7 +77,9 @@ const FIRST_PAGE_UNKNOWN: u32 = 100;
 pub(super) struct Inner {
     pub(super) cfg: ClientConfig,
     pub(super) http: reqwest::Client,
-    pub(super) shops: Mutex<HashMap<String, ShopState>>,
+    /// Boxed: the table then holds a pointer per shop, not the whole state
+    /// (a table keeps up to twice the slots it fills).
+    pub(super) shops: Mutex<HashMap<String, Box<ShopState>>>,
     pub(super) requests: AtomicU64,
     pub(super) throttled: AtomicU64,
     pub(super) transient: AtomicU64,
@@ -114,6 +140,13 @@ impl ShopifyClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(cfg.user_agent.clone())
             .tcp_nodelay(true)
+            // Each shop is its own host, so each keeps its own connection:
+            // one pass reuses it (token check, list, mutations back to
+            // back), and the next pass comes a resync interval later, long
+            // after Shopify's keep-alive. reqwest's default 90 s kept every
+            // shop of a cold start's last 90 s connected (TLS state and
+            // buffers each) for nothing.
+            .pool_idle_timeout(IDLE_CONNECTION)
             .build()
             .map_err(|e| ShopifyError::InvalidInput(format!("HTTP client: {}", error_chain(&e))))?;
         Ok(ShopifyClient {
@@ -415,7 +448,7 @@ impl ShopifyClient {
                     .as_ref()
                     .map(|b| b.maximum)
                     .unwrap_or(DEFAULT_BUCKET_MAXIMUM),
-                s.unit_cost.get("apply").copied().unwrap_or(DEFAULT_MUTATION_COST),
+                s.unit_cost.get("apply").unwrap_or(DEFAULT_MUTATION_COST),
             )
         });
         let n = (max.min(MAX_SINGLE_QUERY_COST) / unit.max(0.001)).floor();
@@ -560,6 +593,19 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn learned_costs_are_kept_per_operation_and_replaced() {
+        let mut learned = Learned::default();
+        assert_eq!(learned.get("list"), None);
+        learned.insert("list", 3.0);
+        learned.insert("apply", 10.0);
+        learned.insert("list", 2.5);
+        assert_eq!(learned.get("list"), Some(2.5));
+        assert_eq!(learned.get("apply"), Some(10.0));
+        assert_eq!(learned.get("token_info"), None);
+        assert_eq!(learned.0.len(), 2, "one entry per operation");
+    }
 
     fn client(cfg: ClientConfig) -> ShopifyClient {
         ShopifyClient::new(cfg).unwrap()

@@ -117,7 +117,7 @@ impl ShopifyClient {
                 .blocked_until
                 .map(|t| t.saturating_duration_since(now))
                 .unwrap_or_default();
-            let unit = s.unit_cost.get(op.name).copied().unwrap_or(op.default_unit_cost);
+            let unit = s.unit_cost.get(op.name).unwrap_or(op.default_unit_cost);
             let requested = unit * op.units;
             let charge = s.unit_actual.get(op.name).map_or(requested, |a| a * op.units);
             let bucket_wait = s
