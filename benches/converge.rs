@@ -78,7 +78,7 @@
 //! `BENCH_PPROF_SECONDS`; `--quick` / `BENCH_QUICK=1` skips the steady and
 //! idle phases; `--report` only redraws the plot and prints the table from
 //! the stored JSON. The operator inherits the environment, so
-//! `MAX_CONCURRENT_RECONCILES` reaches it; `MALLOC_ARENA_MAX` is 2, as the
+//! `MAX_CONCURRENT_RECONCILES` reaches it; `MALLOC_ARENA_MAX` is 1, as the
 //! image and chart ship it, unless the environment sets it;
 //! `BENCH_OPERATOR_WRAPPER="heaptrack -o /tmp/op"` runs it under a profiler
 //! (its RSS and CPU are then the wrapper's). It prints numbers and asserts no
@@ -1118,9 +1118,9 @@ async fn run(n: usize, s: &Settings) -> Result<Run, Box<dyn std::error::Error>> 
                 .env("HTTP_ADDR", "127.0.0.1:0")
                 .env("RUST_LOG", "info")
                 .env("LOG_FORMAT", "text");
-            // Measure what ships: the Dockerfile and the chart set 2 arenas.
+            // Measure what ships: the Dockerfile and the chart set 1 arena.
             if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-                cmd.env("MALLOC_ARENA_MAX", "2");
+                cmd.env("MALLOC_ARENA_MAX", "1");
             }
             if s.shards == 1 {
                 return (String::new(), cp.dir.join("operator.log"), cmd);
