@@ -24,15 +24,14 @@ use crate::crd::{ShopifyApp, ShopifyShop};
 /// The annotation client-side apply keeps the last applied manifest in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// What the shop cache keeps of a shop: everything a pass reads, in as
-/// little memory as it fits. managedFields are never read here (status is
-/// applied, finalizers are merge-patched) and are most of a shop as the
-/// apiserver sends it; nor is the copy of the whole manifest that
-/// client-side `kubectl apply` (Argo CD's default) keeps in an annotation.
-/// Both are dropped, not emptied: an empty list or map still holds its
-/// allocation (a B-tree keeps a 540-byte leaf). Lists are decoded by
-/// doubling, so `status.webhooks` of 9 entries holds room for 16: each is
-/// cut to its length.
+/// What the shop cache keeps of a shop: everything a pass reads.
+/// managedFields are never read here (status is applied, finalizers are
+/// merge-patched) and are most of a shop as the apiserver sends it; nor is
+/// the copy of the whole manifest that client-side `kubectl apply` (Argo
+/// CD's default) keeps in an annotation. The store keeps a clone of what
+/// this leaves (kube-runtime's writer clones each object), and a clone is
+/// allocated to size, so nothing else needs trimming here (measured with
+/// heaptrack: cutting the lists to length changed nothing).
 fn trim_for_cache(shop: &mut ShopifyShop) {
     let meta = &mut shop.metadata;
     meta.managed_fields = None;
@@ -41,19 +40,6 @@ fn trim_for_cache(shop: &mut ShopifyShop) {
         if annotations.is_empty() {
             meta.annotations = None;
         }
-    }
-    if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
-        meta.labels = None;
-    }
-    if let Some(webhooks) = shop.spec.webhooks.as_mut() {
-        webhooks.topics.shrink_to_fit();
-        webhooks.subscriptions.shrink_to_fit();
-    }
-    if let Some(status) = shop.status.as_mut() {
-        status.conditions.shrink_to_fit();
-        status.webhooks.shrink_to_fit();
-        status.orphaned_subscriptions.shrink_to_fit();
-        status.sync.shrink_to_fit();
     }
 }
 
@@ -390,28 +376,22 @@ status:
 "#;
 
     #[test]
-    fn the_cache_keeps_what_a_pass_reads_in_no_more_room_than_it_needs() {
+    fn the_cache_keeps_what_a_pass_reads_and_no_manifest_copies() {
         let applied: ShopifyShop = serde_norway::from_str(APPLIED).expect("fixture");
         let mut cached = applied.clone();
         trim_for_cache(&mut cached);
-        // Gone, not emptied: an empty list or map keeps its allocation.
         assert_eq!(cached.metadata.managed_fields, None);
         assert_eq!(cached.metadata.annotations, None);
-        assert_eq!(cached.metadata.labels, None);
         // What a pass reads is all there.
         assert_eq!(cached.spec, applied.spec);
         assert_eq!(cached.status, applied.status);
         assert_eq!(cached.metadata.finalizers, applied.metadata.finalizers);
+        assert_eq!(cached.metadata.labels, applied.metadata.labels);
         assert_eq!(acted_upon(&cached), {
             let mut bare = applied.clone();
             bare.metadata.annotations = None;
-            bare.metadata.labels = None;
             acted_upon(&bare)
         });
-        let status = cached.status.as_ref().expect("status");
-        assert_eq!(status.webhooks.capacity(), status.webhooks.len());
-        let topics = &cached.spec.webhooks.as_ref().expect("webhooks").topics;
-        assert_eq!(topics.capacity(), topics.len());
     }
 
     #[test]
